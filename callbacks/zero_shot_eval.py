@@ -1,0 +1,97 @@
+"""Zero-shot evaluation on every split of the env, during and at the end of training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.utilities import rank_zero_only
+
+from lit_dmash.errors import ConfigError
+from lit_dmash.evaluation import split_seed
+from lit_dmash.io import atomic_write_json
+
+
+class ZeroShotEvaluation(L.Callback):
+    """Every `every_n_frames` env frames and at the end, evaluate the deterministic policy.
+
+    Each split runs `episodes` episodes (one per sub-env of a batched env) from a fixed seed
+    derived from `seed` and the split's name, so every evaluation of a run, and of every run,
+    sees the same contexts and starts, while splits with equal ranges (`train`, `eval_in`) still
+    draw different contexts.
+    Logs `eval/<split>/return` and `eval/<split>/return_std` against env frames and appends the
+    results to `<run folder>/<filename>`. Runs on global rank 0 only: the policy is the same on
+    every rank.
+
+    Args:
+        every_n_frames: Env frames between evaluations (0: only at the end).
+        episodes: Episodes per split.
+        seed: Seed of the evaluation envs (contexts and start states).
+        splits: Splits to evaluate; default every split the env defines.
+        filename: Name of the JSON file written in the run folder.
+    """
+
+    def __init__(
+        self,
+        every_n_frames: int = 10_000,
+        episodes: int = 16,
+        seed: int = 12_345,
+        splits: list[str] | None = None,
+        filename: str = "eval.json",
+    ) -> None:
+        if not isinstance(every_n_frames, int) or every_n_frames < 0:
+            raise ConfigError("ZeroShotEvaluation.every_n_frames", every_n_frames, "expected an integer >= 0")
+        if not isinstance(episodes, int) or episodes < 1:
+            raise ConfigError("ZeroShotEvaluation.episodes", episodes, "expected an integer >= 1")
+        self.every_n_frames = every_n_frames
+        self.episodes = episodes
+        self.seed = seed
+        self.splits = splits
+        self.filename = filename
+        self.history: list[dict] = []
+        self._next_eval = every_n_frames
+        self._last_eval_frames = -1
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        known = pl_module.split_names
+        for split in self.splits or []:
+            if split not in known:
+                raise ConfigError("ZeroShotEvaluation.splits", split, f"env defines splits {known}")
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        if self.every_n_frames and pl_module.env_frames >= self._next_eval:
+            self._next_eval = (pl_module.env_frames // self.every_n_frames + 1) * self.every_n_frames
+            self.evaluate(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if pl_module.env_frames != self._last_eval_frames:
+            self.evaluate(trainer, pl_module)
+
+    @rank_zero_only
+    def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, dict]:
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            results = {}
+            for split in self.splits or pl_module.split_names:
+                returns = pl_module.evaluate(split, self.episodes, split_seed(self.seed, split)).cpu()
+                results[split] = {
+                    "mean": returns.mean().item(),
+                    "std": returns.std(unbiased=False).item(),
+                    "returns": returns.tolist(),
+                }
+        finally:
+            pl_module.train(was_training)
+        self._last_eval_frames = pl_module.env_frames
+        entry = {"env_frames": pl_module.env_frames, "updates": pl_module.updates, "splits": results}
+        self.history.append(entry)
+        metrics = {}
+        for split, stats in results.items():
+            metrics[f"eval/{split}/return"] = stats["mean"]
+            metrics[f"eval/{split}/return_std"] = stats["std"]
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=pl_module.env_frames)
+            logger.save()
+        if trainer.log_dir is not None:
+            atomic_write_json(Path(trainer.log_dir) / self.filename, {"evaluations": self.history})
+        return results

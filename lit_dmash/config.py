@@ -1,0 +1,109 @@
+"""Typed configuration groups: each field is a constructor argument the CLI exposes.
+
+The groups mirror the YAML (`model.env.*`, `model.collector.*`, `model.sac.*`). Each has a
+`validate()` that raises a `ConfigError` naming the field; the LightningModule calls them all
+before it builds anything, so a typo fails in the first second, not after an hour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lit_dmash.errors import ConfigError, check_choice, check_positive, check_range
+
+
+def _check_int(name: str, value: object, minimum: int = 1) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(name, value, f"expected an integer >= {minimum}")
+
+
+@dataclass
+class EnvConfig:
+    """Which environment to train on, and how many copies to step together.
+
+    Args:
+        name: Registered env name (see `lit_dmash.envs.env_names()`).
+        split: Context split the training episodes draw from.
+        num_envs: Sub-environments stepped together in one batched call.
+        context_file: YAML context space to use instead of `conf/envs/<name>.yaml`.
+    """
+
+    name: str = "di_friction"
+    split: str = "train"
+    num_envs: int = 8
+    context_file: str | None = None
+
+    def validate(self) -> None:
+        from lit_dmash.envs import context_space, env_names
+
+        check_choice("env.name", self.name, env_names())
+        _check_int("env.num_envs", self.num_envs)
+        space = context_space(self.name, self.context_file)
+        if self.split not in space.splits:
+            raise ConfigError("env.split", self.split, f"env {self.name!r} defines splits {space.split_names}")
+
+
+@dataclass
+class CollectorConfig:
+    """How much experience to gather, when learning starts, and how much to keep.
+
+    Args:
+        frames_per_batch: Env frames collected per training step (a multiple of `env.num_envs`).
+        total_frames: Training stops after this many env frames.
+        init_random_frames: Warm-up frames collected with uniformly random actions, before any update.
+        buffer_size: Replay buffer capacity in transitions.
+    """
+
+    frames_per_batch: int = 64
+    total_frames: int = 100_000
+    init_random_frames: int = 1_000
+    buffer_size: int = 100_000
+
+    def validate(self, num_envs: int) -> None:
+        _check_int("collector.frames_per_batch", self.frames_per_batch)
+        if self.frames_per_batch % num_envs:
+            raise ConfigError(
+                "collector.frames_per_batch", self.frames_per_batch, f"expected a multiple of env.num_envs={num_envs}"
+            )
+        _check_int("collector.total_frames", self.total_frames)
+        _check_int("collector.init_random_frames", self.init_random_frames, minimum=0)
+        _check_int("collector.buffer_size", self.buffer_size)
+
+
+@dataclass
+class SACConfig:
+    """Soft actor-critic: networks, loss, optimiser and update schedule.
+
+    Args:
+        hidden_dims: Hidden layer widths of the actor and of each Q-function.
+        gamma: Discount factor.
+        tau: Polyak averaging rate of the target Q-networks.
+        lr_actor: Adam learning rate of the actor.
+        lr_critic: Adam learning rate of the Q-functions.
+        lr_alpha: Adam learning rate of the entropy coefficient.
+        alpha_init: Initial entropy coefficient (tuned automatically towards `-action_dim` entropy).
+        batch_size: Transitions per gradient update.
+        utd: Gradient updates per training step (per collected batch of `frames_per_batch` frames).
+    """
+
+    hidden_dims: list[int] = field(default_factory=lambda: [256, 256])
+    gamma: float = 0.99
+    tau: float = 0.005
+    lr_actor: float = 3e-4
+    lr_critic: float = 3e-4
+    lr_alpha: float = 3e-4
+    alpha_init: float = 1.0
+    batch_size: int = 256
+    utd: int = 1
+
+    def validate(self) -> None:
+        if not self.hidden_dims:
+            raise ConfigError("sac.hidden_dims", self.hidden_dims, "expected a non-empty list of integers >= 1")
+        for width in self.hidden_dims:
+            _check_int("sac.hidden_dims", width)
+        check_range("sac.gamma", self.gamma, 0.0, 1.0, high_inclusive=False)
+        check_range("sac.tau", self.tau, 0.0, 1.0)
+        for name in ("lr_actor", "lr_critic", "lr_alpha", "alpha_init"):
+            check_positive(f"sac.{name}", getattr(self, name))
+        _check_int("sac.batch_size", self.batch_size)
+        _check_int("sac.utd", self.utd)

@@ -1,0 +1,209 @@
+"""The LightningModule: SAC on TorchRL, one training step = collect, store, update.
+
+The module says *what* a step does; the Trainer says *how* (devices, loggers, checkpoints).
+Each rank owns its own collector, env seed and replay buffer (built in `on_fit_start`, after
+the module is on its device); DDP averages the gradients of the one backward per update.
+
+Counters (`env_frames`, `updates`, `episodes`) are ours, not Lightning's: schedules, logging and
+stopping are driven by them. Metrics are logged against env frames (Lightning uses a logged
+`"step"` value as the x-axis); `train/updates` gives the updates axis.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import lightning as L
+import torch
+from tensordict import TensorDictBase
+from torchrl.collectors import Collector
+from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
+from torchrl.envs import EnvBase, RewardSum, TransformedEnv
+
+from lit_dmash.agents.sac import make_actor, make_optimizer, make_qvalue, make_sac_loss, make_target_updater
+from lit_dmash.config import CollectorConfig, EnvConfig, SACConfig
+from lit_dmash.envs import make_env
+from lit_dmash.errors import ConfigError
+from lit_dmash.evaluation import evaluate_policy
+from lit_dmash.methods import get_method
+
+
+class ContextualSAC(L.LightningModule):
+    """SAC agent for latent-context envs; `method` picks what the networks see.
+
+    Args:
+        method: Which method to train (`dr`, `oracle`).
+        env: Environment, training split and number of batched sub-envs.
+        collector: Frames per step, training budget, warm-up and replay capacity.
+        sac: Networks, SAC loss, optimiser and update schedule.
+        seed: Seeds network initialisation and, offset per rank, the training envs.
+        eval_max_steps: Step cap of one evaluation episode (an error if an episode runs longer).
+    """
+
+    def __init__(
+        self,
+        method: str = "dr",
+        env: EnvConfig = EnvConfig(),
+        collector: CollectorConfig = CollectorConfig(),
+        sac: SACConfig = SACConfig(),
+        seed: int = 0,
+        eval_max_steps: int = 1000,
+    ) -> None:
+        # Dataclass defaults make the CLI expose every field (`--model.sac.gamma`); copies keep
+        # one run's config from leaking into another's through a shared default instance.
+        env, collector, sac = copy.deepcopy(env), copy.deepcopy(collector), copy.deepcopy(sac)
+        # Validate everything before building anything: bad input fails in the first second.
+        self.method = get_method(method)
+        env.validate()
+        collector.validate(env.num_envs)
+        sac.validate()
+        if not isinstance(eval_max_steps, int) or eval_max_steps < 1:
+            raise ConfigError("eval_max_steps", eval_max_steps, "expected an integer >= 1")
+
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.env_cfg, self.collector_cfg, self.sac_cfg = env, collector, sac
+        self.seed, self.eval_max_steps = seed, eval_max_steps
+        L.seed_everything(seed, verbose=False)
+
+        probe = make_env(env.name, env.split, num_envs=1, seed=seed, context_file=env.context_file)
+        self.action_spec = probe.action_spec[0]
+        input_dim = sum(probe.observation_spec[key].shape[-1] for key in self.method.input_keys)
+        self.actor = make_actor(self.method.input_keys, input_dim, self.action_spec, sac.hidden_dims)
+        qvalue = make_qvalue(self.method.input_keys, input_dim, self.action_spec.shape[-1], sac.hidden_dims)
+        self.loss_module = make_sac_loss(self.actor, qvalue, self.action_spec, sac)
+        self.target_updater = make_target_updater(self.loss_module, sac.tau)
+
+        self.env_frames = 0
+        self.updates = 0
+        self.episodes = 0
+        self.last_episode_return = float("nan")
+        # Built per rank in on_fit_start; plain attributes, so Lightning never moves or saves them.
+        self.collector: Collector | None = None
+        self._batches: Iterator[TensorDictBase] | None = None
+        self.replay_buffer: TensorDictReplayBuffer | None = None
+
+    # ----------------------------------------------------------------------------- building
+    def make_env(self, split: str, num_envs: int, seed: int) -> EnvBase:
+        """An env of the training kind on `split`, with the transforms the policy expects."""
+        base = make_env(
+            self.env_cfg.name,
+            split,
+            num_envs=num_envs,
+            seed=seed,
+            device=self.device,
+            context_file=self.env_cfg.context_file,
+        )
+        return TransformedEnv(base, RewardSum())
+
+    @property
+    def split_names(self) -> list[str]:
+        from lit_dmash.envs import context_space
+
+        return context_space(self.env_cfg.name, self.env_cfg.context_file).split_names
+
+    def on_fit_start(self) -> None:
+        rank_seed = self.seed + 10_000 * self.global_rank
+        env = self.make_env(self.env_cfg.split, self.env_cfg.num_envs, rank_seed)
+        self.collector = Collector(
+            env,
+            self.actor,
+            frames_per_batch=self.collector_cfg.frames_per_batch,
+            total_frames=-1,
+            init_random_frames=max(0, self.collector_cfg.init_random_frames - self.env_frames),
+            device=self.device,
+            storing_device="cpu",
+            auto_register_policy_transforms=False,  # our policies need no env-side transforms
+        )
+        self.collector.set_seed(rank_seed)
+        self._batches = iter(self.collector)
+        self.replay_buffer = TensorDictReplayBuffer(
+            storage=LazyTensorStorage(self.collector_cfg.buffer_size, device="cpu"),
+            batch_size=self.sac_cfg.batch_size,
+        )
+
+    def on_fit_end(self) -> None:
+        if self.collector is not None:
+            self.collector.shutdown()
+
+    def train_dataloader(self) -> Iterator[int]:
+        # Data comes from the collector, not a dataset: Lightning only needs something to iterate.
+        return itertools.repeat(0)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return make_optimizer(self.loss_module, self.sac_cfg)
+
+    # ----------------------------------------------------------------------------- training
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        t0 = time.perf_counter()
+        data = next(self._batches)
+        self._record_episodes(data)
+        self.replay_buffer.extend(data.reshape(-1))
+        self.env_frames += data.numel()
+        t1 = time.perf_counter()
+
+        metrics: dict[str, float] = {}
+        learning_starts = max(self.collector_cfg.init_random_frames, self.sac_cfg.batch_size)
+        if self.env_frames >= learning_starts:
+            for _ in range(self.sac_cfg.utd):
+                metrics = self.update(self.replay_buffer.sample().to(self.device))
+        t2 = time.perf_counter()
+
+        self._log_step(metrics, collect_s=t1 - t0, update_s=t2 - t1, n_updates=len(metrics) and self.sac_cfg.utd)
+        if self.env_frames >= self.collector_cfg.total_frames:
+            self.trainer.should_stop = True
+
+    def update(self, sample: TensorDictBase) -> dict[str, float]:
+        """One SAC update (critic, actor, alpha: one backward of their sum) and a target update."""
+        optimizer = self.optimizers()
+        losses = self.loss_module(sample)
+        total = losses["loss_actor"] + losses["loss_qvalue"] + losses["loss_alpha"]
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(total)
+        optimizer.step()
+        self.target_updater.step()
+        self.updates += 1
+        return {key: value.item() for key, value in losses.items()}
+
+    def _record_episodes(self, data: TensorDictBase) -> None:
+        done = data["next", "done"].squeeze(-1)
+        if done.any():
+            returns = data["next", "episode_reward"][done]
+            self.episodes += returns.numel()
+            self.last_episode_return = returns.mean().item()
+            self._new_returns = returns.mean().item()
+        else:
+            self._new_returns = None
+
+    def _log_step(self, metrics: dict[str, float], collect_s: float, update_s: float, n_updates: int) -> None:
+        log: dict[str, float] = {
+            "step": float(self.env_frames),  # x-axis of every logged metric: env frames
+            "train/env_frames": float(self.env_frames),
+            "train/updates": float(self.updates),
+            "train/episodes": float(self.episodes),
+            "time/collect_s": collect_s,
+            "time/env_steps_per_s": self.collector_cfg.frames_per_batch / max(collect_s, 1e-9),
+        }
+        if self._new_returns is not None:
+            log["train/episode_return"] = self._new_returns
+        if n_updates:
+            log["time/update_s"] = update_s
+            log["time/updates_per_s"] = n_updates / max(update_s, 1e-9)
+            log.update({f"train/{key}": value for key, value in metrics.items()})
+        self.log_dict(log, on_step=True, on_epoch=False, batch_size=1)
+        self.log("env_steps", float(self.env_frames), prog_bar=True, logger=False, batch_size=1)
+        self.log("return", self.last_episode_return, prog_bar=True, logger=False, batch_size=1)
+
+    # ----------------------------------------------------------------------------- evaluation
+    def evaluate(self, split: str, episodes: int, seed: int) -> torch.Tensor:
+        """Zero-shot returns of the deterministic policy, one episode per sub-env: `[episodes]`."""
+        env = self.make_env(split, episodes, seed)
+        try:
+            return evaluate_policy(env, self.actor, self.eval_max_steps)
+        finally:
+            env.close()
