@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch.utilities import rank_zero_only
 
 from lit_dmash.errors import ConfigError
@@ -31,10 +32,12 @@ class ZeroShotEvaluation(L.Callback):
         filename: Name of the JSON file written in the run folder.
     """
 
+    # The constrained types make the CLI reject bad values while parsing, naming the key; the checks
+    # below cover construction from Python (jsonargparse would swallow a ConfigError raised here).
     def __init__(
         self,
-        every_n_frames: int = 10_000,
-        episodes: int = 16,
+        every_n_frames: NonNegativeInt = 10_000,
+        episodes: PositiveInt = 16,
         seed: int = 12_345,
         splits: list[str] | None = None,
         filename: str = "eval.json",

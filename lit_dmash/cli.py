@@ -24,10 +24,18 @@ TRAINER_DEFAULTS = {
 }
 
 
+class LitDmashCLI(LightningCLI):
+    """LightningCLI with one seed: `seed_everything` also seeds the module (its envs, its nets)."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("seed_everything", "model.seed")
+
+
 def main(args: list[str] | None = None) -> None:
     try:
-        LightningCLI(
+        LitDmashCLI(
             ContextualSAC,
+            seed_everything_default=0,
             trainer_defaults=TRAINER_DEFAULTS,
             save_config_kwargs={"overwrite": True},
             args=args,

@@ -40,7 +40,8 @@ class ContextualSAC(L.LightningModule):
         env: Environment, training split and number of batched sub-envs.
         collector: Frames per step, training budget, warm-up and replay capacity.
         sac: Networks, SAC loss, optimiser and update schedule.
-        seed: Seeds network initialisation and, offset per rank, the training envs.
+        seed: Seeds network initialisation and, offset per rank, the training envs (from the CLI:
+            linked to `seed_everything`).
         eval_max_steps: Step cap of one evaluation episode (an error if an episode runs longer).
     """
 
@@ -61,6 +62,8 @@ class ContextualSAC(L.LightningModule):
         env.validate()
         collector.validate(env.num_envs)
         sac.validate()
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ConfigError("seed", seed, "expected an integer (set it with seed_everything)")
         if not isinstance(eval_max_steps, int) or eval_max_steps < 1:
             raise ConfigError("eval_max_steps", eval_max_steps, "expected an integer >= 1")
 

@@ -27,16 +27,24 @@ class ConcatMLP(nn.Module):
         return self.mlp(torch.cat(inputs, dim=-1))
 
 
+class GaussianPolicyHead(nn.Module):
+    """Inputs -> (loc, scale) of a Gaussian over pre-tanh actions."""
+
+    def __init__(self, in_features: int, action_dim: int, hidden_dims: Sequence[int]) -> None:
+        super().__init__()
+        self.mlp = ConcatMLP(in_features, 2 * action_dim, hidden_dims)
+        self.extract = NormalParamExtractor(scale_mapping="biased_softplus_1.0", scale_lb=0.1)
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.extract(self.mlp(*inputs))
+
+
 def make_actor(
     input_keys: Sequence[str], input_dim: int, action_spec: TensorSpec, hidden_dims: Sequence[int]
 ) -> ProbabilisticActor:
     """Tanh-Gaussian policy reading `input_keys`; `action_spec` is the unbatched action spec."""
-    action_dim = action_spec.shape[-1]
-    net = nn.Sequential(
-        ConcatMLP(input_dim, 2 * action_dim, hidden_dims),
-        NormalParamExtractor(scale_mapping="biased_softplus_1.0", scale_lb=0.1),
-    )
-    module = TensorDictModule(net, in_keys=list(input_keys), out_keys=["loc", "scale"])
+    head = GaussianPolicyHead(input_dim, action_spec.shape[-1], hidden_dims)
+    module = TensorDictModule(head, in_keys=list(input_keys), out_keys=["loc", "scale"])
     return ProbabilisticActor(
         module,
         in_keys=["loc", "scale"],
