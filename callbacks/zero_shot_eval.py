@@ -54,8 +54,12 @@ class ZeroShotEvaluation(L.Callback):
         self.history: list[dict] = []
         self._next_eval = every_n_frames
         self._last_eval_frames = -1
+        self._out_dir: Path | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # `trainer.log_dir` broadcasts (a collective): resolve it here, on every rank, never inside
+        # the rank-0-only evaluation, where it would wait forever for the other ranks.
+        self._out_dir = Path(trainer.log_dir) if trainer.log_dir is not None else None
         known = pl_module.split_names
         for split in self.splits or []:
             if split not in known:
@@ -95,6 +99,6 @@ class ZeroShotEvaluation(L.Callback):
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=pl_module.env_frames)
             logger.save()
-        if trainer.log_dir is not None:
-            atomic_write_json(Path(trainer.log_dir) / self.filename, {"evaluations": self.history})
+        if self._out_dir is not None:
+            atomic_write_json(self._out_dir / self.filename, {"evaluations": self.history})
         return results

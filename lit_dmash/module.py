@@ -202,6 +202,17 @@ class ContextualSAC(L.LightningModule):
         self.log("env_steps", float(self.env_frames), prog_bar=True, logger=False, batch_size=1)
         self.log("return", self.last_episode_return, prog_bar=True, logger=False, batch_size=1)
 
+    # ----------------------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Our counters drive stopping, schedules and the logging x-axis; Lightning's do not know them.
+        checkpoint["lit_dmash"] = {"env_frames": self.env_frames, "updates": self.updates, "episodes": self.episodes}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        counters = checkpoint.get("lit_dmash", {})
+        self.env_frames = counters.get("env_frames", 0)
+        self.updates = counters.get("updates", 0)
+        self.episodes = counters.get("episodes", 0)
+
     # ----------------------------------------------------------------------------- evaluation
     def evaluate(self, split: str, episodes: int, seed: int) -> torch.Tensor:
         """Zero-shot returns of the deterministic policy, one episode per sub-env: `[episodes]`."""
