@@ -107,3 +107,87 @@ class SACConfig:
             check_positive(f"sac.{name}", getattr(self, name))
         _check_int("sac.batch_size", self.batch_size)
         _check_int("sac.utd", self.utd)
+
+
+@dataclass
+class ContextConfig:
+    """Context inference: encoder, masking, hypernetwork, dynamics model (ignored by `dr`, `oracle`).
+
+    Args:
+        history_len: K, the number of recent transitions of the episode the encoder reads.
+        z_dim: Size of the context embedding `z`.
+        encoder_hidden: Hidden widths of the encoder's per-transition MLP.
+        output_norm: Normalisation of `z` in methods with normalisation: `l2`, `layernorm` or `none`.
+        p_mask: Probability of dropping each window entry in updates (methods with masking); the
+            `MaskingSchedule` callback, when present, sets it over training.
+        p_mask_feature: Probability of zeroing single features of window entries in updates.
+        adapter_kind: `scale_shift` (h * (1 + g) + b), `lowrank` (I + U V^T) or `full` (d x d).
+        adapter_rank: Rank of the `lowrank` adapter.
+        adapter_layer: Index of the hidden layer whose activation the adapter modulates.
+        adapter_width: Width d of the adapted hidden layer; None takes it from `sac.hidden_dims`.
+            Every network's hidden width at `adapter_layer` must equal it.
+        hypernet_hidden: Hidden widths of the hypernetwork.
+        dynamics_hidden: Hidden widths of the dynamics model; None: same as `sac.hidden_dims`.
+        lr_dynamics: Adam learning rate of the encoder, hypernetwork and dynamics model.
+    """
+
+    history_len: int = 16
+    z_dim: int = 8
+    encoder_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    output_norm: str = "l2"
+    p_mask: float = 0.2
+    p_mask_feature: float = 0.0
+    adapter_kind: str = "scale_shift"
+    adapter_rank: int = 4
+    adapter_layer: int = 0
+    adapter_width: int | None = None
+    hypernet_hidden: list[int] = field(default_factory=lambda: [64])
+    dynamics_hidden: list[int] | None = None
+    lr_dynamics: float = 1e-3
+
+    def validate(self, sac_hidden: list[int]) -> None:
+        from lit_dmash.nets import ADAPTER_KINDS, OUTPUT_NORMS
+
+        _check_int("context.history_len", self.history_len)
+        _check_int("context.z_dim", self.z_dim)
+        for name in ("encoder_hidden", "hypernet_hidden"):
+            widths = getattr(self, name)
+            if not widths or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths):
+                raise ConfigError(f"context.{name}", widths, "expected a non-empty list of integers >= 1")
+        check_choice("context.output_norm", self.output_norm, OUTPUT_NORMS)
+        check_range("context.p_mask", self.p_mask, 0.0, 1.0, high_inclusive=False)
+        check_range("context.p_mask_feature", self.p_mask_feature, 0.0, 1.0, high_inclusive=False)
+        check_choice("context.adapter_kind", self.adapter_kind, ADAPTER_KINDS)
+        _check_int("context.adapter_rank", self.adapter_rank)
+        _check_int("context.adapter_layer", self.adapter_layer, minimum=0)
+        check_positive("context.lr_dynamics", self.lr_dynamics)
+        for name, widths in (
+            ("sac.hidden_dims", sac_hidden),
+            ("context.dynamics_hidden", self.dynamics_widths(sac_hidden)),
+        ):
+            if not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths) or not widths:
+                raise ConfigError(name, widths, "expected a non-empty list of integers >= 1")
+            if self.adapter_layer >= len(widths):
+                raise ConfigError(
+                    "context.adapter_layer", self.adapter_layer, f"{name}={widths} has {len(widths)} layers"
+                )
+            if self.adapter_width is not None and widths[self.adapter_layer] != self.adapter_width:
+                raise ConfigError(
+                    "context.adapter_width",
+                    self.adapter_width,
+                    f"must equal the hidden width at layer {self.adapter_layer} of {name}={widths}",
+                )
+        width = self.width(sac_hidden)
+        if self.dynamics_widths(sac_hidden)[self.adapter_layer] != width:
+            raise ConfigError(
+                "context.dynamics_hidden",
+                self.dynamics_hidden,
+                f"hidden width at layer {self.adapter_layer} must equal the shared adapter width {width}",
+            )
+
+    def dynamics_widths(self, sac_hidden: list[int]) -> list[int]:
+        return list(self.dynamics_hidden) if self.dynamics_hidden is not None else list(sac_hidden)
+
+    def width(self, sac_hidden: list[int]) -> int:
+        """The adapter width d: the hidden width of the actor and critics at the adapter slot."""
+        return self.adapter_width if self.adapter_width is not None else sac_hidden[self.adapter_layer]

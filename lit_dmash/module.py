@@ -20,26 +20,31 @@ from typing import Any
 import lightning as L
 import torch
 from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModuleBase, TensorDictSequential
 from torchrl.collectors import Collector
 from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
 from torchrl.envs import EnvBase, RewardSum, TransformedEnv
 
-from lit_dmash.agents.sac import make_actor, make_optimizer, make_qvalue, make_sac_loss, make_target_updater
-from lit_dmash.config import CollectorConfig, EnvConfig, SACConfig
+from lit_dmash.agents.context import ContextModel
+from lit_dmash.agents.sac import NetSpec, make_actor, make_optimizer, make_qvalue, make_sac_loss, make_target_updater
+from lit_dmash.config import CollectorConfig, ContextConfig, EnvConfig, SACConfig
 from lit_dmash.envs import make_env
+from lit_dmash.envs.history import TransitionHistory
 from lit_dmash.errors import ConfigError
 from lit_dmash.evaluation import evaluate_policy
 from lit_dmash.methods import get_method
 
 
 class ContextualSAC(L.LightningModule):
-    """SAC agent for latent-context envs; `method` picks what the networks see.
+    """SAC agent for latent-context envs; `method` picks what the networks see and how.
 
     Args:
-        method: Which method to train (`dr`, `oracle`).
+        method: Which method to train: `dr`, `oracle`, `dma`, `dma_star`, `dmash`, or an ablation
+            (`dmash_nomask`, `dmash_nonorm`, `dmash_separate`, `dmash_rlgrad`); see `lit_dmash.methods`.
         env: Environment, training split and number of batched sub-envs.
         collector: Frames per step, training budget, warm-up and replay capacity.
         sac: Networks, SAC loss, optimiser and update schedule.
+        context: Encoder, masking, hypernetwork and dynamics model of the context-inference methods.
         seed: Seeds network initialisation and, offset per rank, the training envs (from the CLI:
             linked to `seed_everything`).
         eval_max_steps: Step cap of one evaluation episode (an error if an episode runs longer).
@@ -51,17 +56,19 @@ class ContextualSAC(L.LightningModule):
         env: EnvConfig = EnvConfig(),
         collector: CollectorConfig = CollectorConfig(),
         sac: SACConfig = SACConfig(),
+        context: ContextConfig = ContextConfig(),
         seed: int = 0,
         eval_max_steps: int = 1000,
     ) -> None:
         # Dataclass defaults make the CLI expose every field (`--model.sac.gamma`); copies keep
         # one run's config from leaking into another's through a shared default instance.
-        env, collector, sac = copy.deepcopy(env), copy.deepcopy(collector), copy.deepcopy(sac)
+        env, collector, sac, context = (copy.deepcopy(c) for c in (env, collector, sac, context))
         # Validate everything before building anything: bad input fails in the first second.
         self.method = get_method(method)
         env.validate()
         collector.validate(env.num_envs)
         sac.validate()
+        context.validate(sac.hidden_dims)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ConfigError("seed", seed, "expected an integer (set it with seed_everything)")
         if not isinstance(eval_max_steps, int) or eval_max_steps < 1:
@@ -70,17 +77,32 @@ class ContextualSAC(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
-        self.env_cfg, self.collector_cfg, self.sac_cfg = env, collector, sac
+        self.env_cfg, self.collector_cfg, self.sac_cfg, self.context_cfg = env, collector, sac, context
         self.seed, self.eval_max_steps = seed, eval_max_steps
         L.seed_everything(seed, verbose=False)
 
         probe = make_env(env.name, env.split, num_envs=1, seed=seed, context_file=env.context_file)
         self.action_spec = probe.action_spec[0]
-        input_dim = sum(probe.observation_spec[key].shape[-1] for key in self.method.input_keys)
-        self.actor = make_actor(self.method.input_keys, input_dim, self.action_spec, sac.hidden_dims)
-        qvalue = make_qvalue(self.method.input_keys, input_dim, self.action_spec.shape[-1], sac.hidden_dims)
-        self.loss_module = make_sac_loss(self.actor, qvalue, self.action_spec, sac)
+        self.obs_dim = probe.observation_spec["observation"].shape[-1]
+        self.context_dim = probe.observation_spec["context"].shape[-1]
+        action_dim = self.action_spec.shape[-1]
+
+        self.context_model = (
+            ContextModel(self.method, self.obs_dim, action_dim, context, sac.hidden_dims)
+            if self.method.infers_context
+            else None
+        )
+        spec = self._net_spec()
+        self.actor = make_actor(spec, self.action_spec)
+        self.loss_module = make_sac_loss(self.actor, make_qvalue(spec, action_dim), self.action_spec, sac)
         self.target_updater = make_target_updater(self.loss_module, sac.tau)
+        # Acting: infer the conditioning from the env's transition window, then act on it.
+        self.policy: TensorDictModuleBase = (
+            TensorDictSequential(self.context_model.policy_module(), self.actor)
+            if self.context_model is not None
+            else self.actor
+        )
+        self.p_mask = context.p_mask if self.method.mask else 0.0
 
         self.env_frames = 0
         self.updates = 0
@@ -92,6 +114,26 @@ class ContextualSAC(L.LightningModule):
         self.replay_buffer: TensorDictReplayBuffer | None = None
 
     # ----------------------------------------------------------------------------- building
+    def _net_spec(self) -> NetSpec:
+        """What the actor and critics read: observation, plus context/`z` (concat) or an adapter."""
+        method, cfg = self.method, self.context_cfg
+        input_dim = self.obs_dim
+        if method.context == "true":
+            input_dim += self.context_dim
+        elif method.infers_context and not method.uses_adapter:
+            input_dim += cfg.z_dim
+        adapter = self.context_model.adapter_shape if self.context_model is not None else None
+        return NetSpec(
+            input_keys=method.input_keys,
+            input_dim=input_dim,
+            hidden_dims=tuple(self.sac_cfg.hidden_dims),
+            adapter=adapter,
+            adapter_layer=cfg.adapter_layer,
+            adapter_source="none" if adapter is None else ("params" if method.shared_hypernet else "z"),
+            z_dim=cfg.z_dim,
+            hypernet_hidden=tuple(cfg.hypernet_hidden),
+        )
+
     def make_env(self, split: str, num_envs: int, seed: int) -> EnvBase:
         """An env of the training kind on `split`, with the transforms the policy expects."""
         base = make_env(
@@ -102,7 +144,12 @@ class ContextualSAC(L.LightningModule):
             device=self.device,
             context_file=self.env_cfg.context_file,
         )
-        return TransformedEnv(base, RewardSum())
+        env = TransformedEnv(base, RewardSum())
+        if self.context_model is not None:
+            env.append_transform(
+                TransitionHistory(self.context_cfg.history_len, self.obs_dim, self.action_spec.shape[-1])
+            )
+        return env
 
     @property
     def split_names(self) -> list[str]:
@@ -115,7 +162,7 @@ class ContextualSAC(L.LightningModule):
         env = self.make_env(self.env_cfg.split, self.env_cfg.num_envs, rank_seed)
         self.collector = Collector(
             env,
-            self.actor,
+            self.policy,
             frames_per_batch=self.collector_cfg.frames_per_batch,
             total_frames=-1,
             init_random_frames=max(0, self.collector_cfg.init_random_frames - self.env_frames),
@@ -139,13 +186,16 @@ class ContextualSAC(L.LightningModule):
         return itertools.repeat(0)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return make_optimizer(self.loss_module, self.sac_cfg)
+        dynamics_params = list(self.context_model.parameters()) if self.context_model is not None else None
+        return make_optimizer(self.loss_module, self.sac_cfg, dynamics_params, self.context_cfg.lr_dynamics)
 
     # ----------------------------------------------------------------------------- training
     def training_step(self, batch: Any, batch_idx: int) -> None:
         t0 = time.perf_counter()
         data = next(self._batches)
         self._record_episodes(data)
+        if self.context_model is not None:
+            self.context_model.update_normalizer(data)
         self.replay_buffer.extend(data.reshape(-1))
         self.env_frames += data.numel()
         t1 = time.perf_counter()
@@ -161,11 +211,19 @@ class ContextualSAC(L.LightningModule):
         if self.env_frames >= self.collector_cfg.total_frames:
             self.trainer.should_stop = True
 
+    def compute_losses(self, sample: TensorDictBase) -> dict[str, torch.Tensor]:
+        """Dynamics loss first (it writes the detached conditioning into `sample`), then SAC's."""
+        dynamics = self.context_model.prepare_batch(sample, self.p_mask)[0] if self.context_model is not None else None
+        losses = dict(self.loss_module(sample).items())
+        if dynamics is not None:
+            losses["loss_dynamics"] = dynamics
+        return losses
+
     def update(self, sample: TensorDictBase) -> dict[str, float]:
-        """One SAC update (critic, actor, alpha: one backward of their sum) and a target update."""
+        """One update of every part: one backward of the summed losses, one step, a target update."""
         optimizer = self.optimizers()
-        losses = self.loss_module(sample)
-        total = losses["loss_actor"] + losses["loss_qvalue"] + losses["loss_alpha"]
+        losses = self.compute_losses(sample)
+        total = sum(value for key, value in losses.items() if key.startswith("loss_"))
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(total)
         optimizer.step()
@@ -198,6 +256,8 @@ class ContextualSAC(L.LightningModule):
             log["time/update_s"] = update_s
             log["time/updates_per_s"] = n_updates / max(update_s, 1e-9)
             log.update({f"train/{key}": value for key, value in metrics.items()})
+            if self.method.mask:
+                log["train/p_mask"] = self.p_mask
         self.log_dict(log, on_step=True, on_epoch=False, batch_size=1)
         self.log("env_steps", float(self.env_frames), prog_bar=True, logger=False, batch_size=1)
         self.log("return", self.last_episode_return, prog_bar=True, logger=False, batch_size=1)
@@ -218,6 +278,6 @@ class ContextualSAC(L.LightningModule):
         """Zero-shot returns of the deterministic policy, one episode per sub-env: `[episodes]`."""
         env = self.make_env(split, episodes, seed)
         try:
-            return evaluate_policy(env, self.actor, self.eval_max_steps)
+            return evaluate_policy(env, self.policy, self.eval_max_steps)
         finally:
             env.close()

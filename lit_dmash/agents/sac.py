@@ -2,49 +2,66 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from tensordict.nn import NormalParamExtractor, TensorDictModule
 from torch import nn
 from torchrl.data import TensorSpec
-from torchrl.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
+from torchrl.modules import ProbabilisticActor, TanhNormal, ValueOperator
 from torchrl.objectives import SACLoss, SoftUpdate
 
 from lit_dmash.config import SACConfig
+from lit_dmash.nets import AdaptedMLP, AdapterShape
 
 
-class ConcatMLP(nn.Module):
-    """An MLP over the concatenation of its inputs (observation, context, action, ...)."""
+@dataclass(frozen=True)
+class NetSpec:
+    """What an actor or critic network reads and whether it has an adapter slot.
 
-    def __init__(self, in_features: int, out_features: int, hidden_dims: Sequence[int]) -> None:
-        super().__init__()
-        self.mlp = MLP(
-            in_features=in_features, out_features=out_features, num_cells=list(hidden_dims), activation_class=nn.ReLU
+    `input_dim` is the width of the concatenated inputs, an adapter source excluded;
+    `adapter_source` is "none", "params" (the last input key holds adapter parameters) or "z"
+    (the network owns a hypernetwork fed by the last input key).
+    """
+
+    input_keys: tuple[str, ...]
+    input_dim: int
+    hidden_dims: tuple[int, ...]
+    adapter: AdapterShape | None = None
+    adapter_layer: int = 0
+    adapter_source: str = "none"
+    z_dim: int | None = None
+    hypernet_hidden: tuple[int, ...] = (64,)
+
+    def mlp(self, extra_in: int, out_features: int) -> AdaptedMLP:
+        return AdaptedMLP(
+            self.input_dim + extra_in,
+            out_features,
+            self.hidden_dims,
+            adapter=self.adapter,
+            adapter_layer=self.adapter_layer,
+            adapter_source=self.adapter_source,
+            z_dim=self.z_dim,
+            hypernet_hidden=self.hypernet_hidden,
         )
-
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.mlp(torch.cat(inputs, dim=-1))
 
 
 class GaussianPolicyHead(nn.Module):
     """Inputs -> (loc, scale) of a Gaussian over pre-tanh actions."""
 
-    def __init__(self, in_features: int, action_dim: int, hidden_dims: Sequence[int]) -> None:
+    def __init__(self, spec: NetSpec, action_dim: int) -> None:
         super().__init__()
-        self.mlp = ConcatMLP(in_features, 2 * action_dim, hidden_dims)
+        self.mlp = spec.mlp(0, 2 * action_dim)
         self.extract = NormalParamExtractor(scale_mapping="biased_softplus_1.0", scale_lb=0.1)
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.extract(self.mlp(*inputs))
 
 
-def make_actor(
-    input_keys: Sequence[str], input_dim: int, action_spec: TensorSpec, hidden_dims: Sequence[int]
-) -> ProbabilisticActor:
-    """Tanh-Gaussian policy reading `input_keys`; `action_spec` is the unbatched action spec."""
-    head = GaussianPolicyHead(input_dim, action_spec.shape[-1], hidden_dims)
-    module = TensorDictModule(head, in_keys=list(input_keys), out_keys=["loc", "scale"])
+def make_actor(spec: NetSpec, action_spec: TensorSpec) -> ProbabilisticActor:
+    """Tanh-Gaussian policy reading `spec.input_keys`; `action_spec` is the unbatched action spec."""
+    head = GaussianPolicyHead(spec, action_spec.shape[-1])
+    module = TensorDictModule(head, in_keys=list(spec.input_keys), out_keys=["loc", "scale"])
     return ProbabilisticActor(
         module,
         in_keys=["loc", "scale"],
@@ -55,11 +72,11 @@ def make_actor(
     )
 
 
-def make_qvalue(
-    input_keys: Sequence[str], input_dim: int, action_dim: int, hidden_dims: Sequence[int]
-) -> ValueOperator:
-    """Q(s, a) reading `input_keys` and the action; SACLoss makes the twin copies."""
-    return ValueOperator(ConcatMLP(input_dim + action_dim, 1, hidden_dims), in_keys=[*input_keys, "action"])
+def make_qvalue(spec: NetSpec, action_dim: int) -> ValueOperator:
+    """Q(s, a) reading the action and `spec.input_keys` (an adapter source last); SACLoss makes the twins."""
+    *features, last = spec.input_keys
+    in_keys = [*features, "action", last] if spec.adapter_source != "none" else [*spec.input_keys, "action"]
+    return ValueOperator(spec.mlp(action_dim, 1), in_keys=in_keys)
 
 
 def make_sac_loss(actor: ProbabilisticActor, qvalue: ValueOperator, action_spec: TensorSpec, cfg: SACConfig) -> SACLoss:
@@ -85,17 +102,20 @@ def make_target_updater(loss: SACLoss, tau: float) -> SoftUpdate:
     return SoftUpdate(loss, tau=tau)
 
 
-def make_optimizer(loss: SACLoss, cfg: SACConfig) -> torch.optim.Adam:
-    """One Adam with a param group per role.
+def make_optimizer(
+    loss: SACLoss, cfg: SACConfig, dynamics_params: list[nn.Parameter] | None = None, lr_dynamics: float = 1e-3
+) -> torch.optim.Adam:
+    """One Adam with a param group per role (actor, critic, alpha, and dynamics: E, H, f).
 
-    Adam is per-parameter, so this equals three optimisers; but one `optimizer.step()` per update
-    keeps Lightning's `global_step` equal to the number of updates (with three optimisers it
-    counts three per update; Lightning issue 17958).
+    Adam is per-parameter, so this equals one optimiser per role; but one `optimizer.step()` per
+    update keeps Lightning's `global_step` equal to the number of updates (with several optimisers
+    it counts each; Lightning issue 17958).
     """
-    return torch.optim.Adam(
-        [
-            {"params": list(loss.actor_network_params.values(True, True)), "lr": cfg.lr_actor, "name": "actor"},
-            {"params": list(loss.qvalue_network_params.values(True, True)), "lr": cfg.lr_critic, "name": "critic"},
-            {"params": [loss.log_alpha], "lr": cfg.lr_alpha, "name": "alpha"},
-        ]
-    )
+    groups = [
+        {"params": list(loss.actor_network_params.values(True, True)), "lr": cfg.lr_actor, "name": "actor"},
+        {"params": list(loss.qvalue_network_params.values(True, True)), "lr": cfg.lr_critic, "name": "critic"},
+        {"params": [loss.log_alpha], "lr": cfg.lr_alpha, "name": "alpha"},
+    ]
+    if dynamics_params:
+        groups.append({"params": dynamics_params, "lr": lr_dynamics, "name": "dynamics"})
+    return torch.optim.Adam(groups)

@@ -1,0 +1,121 @@
+"""Context inference: the parts trained only by the dynamics loss (encoder E, hypernetwork H, model f).
+
+Per update, `prepare_batch` reads the window stored with each sampled transition, derives the
+window one step later, embeds both in one encoder call, generates the adapters in one hypernetwork
+call, computes the dynamics loss, and writes the conditioning (`z` or the adapter) into the batch
+*detached*: TorchRL's `SACLoss` then trains the actor and critics on it without any gradient
+reaching E or H. (E and H cannot live inside the SAC actor/critic modules: SACLoss re-initialises
+a module shared by both into independent copies; see shared/PITFALLS.md.)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModule
+from torch import nn
+
+from lit_dmash.config import ContextConfig
+from lit_dmash.envs.history import shift_window, transition_entry
+from lit_dmash.methods import Method
+from lit_dmash.nets import AdaptedMLP, AdapterShape, HyperNetwork, RunningNorm, SetEncoder, drop_entries, drop_features
+
+
+class ContextModel(nn.Module):
+    """Normaliser, encoder, (shared) hypernetwork and dynamics model of one context method."""
+
+    def __init__(self, method: Method, obs_dim: int, action_dim: int, cfg: ContextConfig, sac_hidden: list[int]):
+        super().__init__()
+        self.method, self.cfg = method, cfg
+        self.obs_dim, self.action_dim = obs_dim, action_dim
+        entry_dim = 2 * obs_dim + action_dim
+        self.normalizer = RunningNorm(entry_dim)
+        output_norm = cfg.output_norm if method.normalize else "none"
+        self.encoder = SetEncoder(entry_dim, cfg.encoder_hidden, cfg.z_dim, output_norm)
+        self.adapter_shape = (
+            AdapterShape(cfg.adapter_kind, cfg.width(sac_hidden), cfg.adapter_rank) if method.uses_adapter else None
+        )
+        # One hypernetwork: shared by all four networks, or (separate ablation) the dynamics model's own.
+        self.hypernet = (
+            HyperNetwork(cfg.z_dim, self.adapter_shape, cfg.hypernet_hidden) if method.uses_adapter else None
+        )
+        concat_z = 0 if method.uses_adapter else cfg.z_dim
+        self.dynamics = AdaptedMLP(
+            obs_dim + action_dim + concat_z,
+            obs_dim,
+            cfg.dynamics_widths(sac_hidden),
+            adapter=self.adapter_shape,
+            adapter_layer=cfg.adapter_layer,
+            adapter_source="params" if method.uses_adapter else "none",
+        )
+
+    # -- pieces ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def update_normalizer(self, data: TensorDictBase) -> None:
+        """Fold freshly collected transitions into the running statistics (training only)."""
+        self.normalizer.update(transition_entry(data["observation"], data["action"], data["next", "observation"]))
+
+    def embed(self, window: torch.Tensor, mask: torch.Tensor, p_mask: float = 0.0) -> torch.Tensor:
+        """`z` from a window; `p_mask > 0` drops entries (and features) at random, for training."""
+        if self.method.normalize:
+            window = self.normalizer(window)
+        if p_mask > 0:
+            mask = drop_entries(mask, p_mask)
+        if self.cfg.p_mask_feature > 0 and self.method.mask and self.training:
+            window = drop_features(window, self.cfg.p_mask_feature)
+        return self.encoder(window, mask)
+
+    def conditioning(self, z: torch.Tensor) -> torch.Tensor:
+        """What the actor and critics read: the shared adapter's parameters, or `z` itself."""
+        if self.method.uses_adapter and self.method.shared_hypernet:
+            return self.hypernet(z)
+        return z
+
+    def dynamics_loss(self, data: TensorDictBase, condition: torch.Tensor) -> torch.Tensor:
+        """MSE of the predicted normalised `Δo` given adapter parameters (or `z`); trains f, H and E."""
+        entry = self.normalizer(transition_entry(data["observation"], data["action"], data["next", "observation"]))
+        inputs, target = entry.split([self.obs_dim + self.action_dim, self.obs_dim], dim=-1)
+        return F.mse_loss(self.dynamics(inputs, condition), target)
+
+    # -- one update -----------------------------------------------------------------------------
+    def prepare_batch(self, data: TensorDictBase, p_mask: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write the conditioning for t and t+1 into `data`; return (dynamics loss, `z` at t).
+
+        One encoder call embeds the windows at t and t+1 together; with a shared hypernetwork, one
+        hypernetwork call turns both into adapters, and the dynamics model uses the very tensor
+        (not detached) whose detached copy the actor and critics read.
+        """
+        window, mask = data["history"], data["history_mask"]
+        entry = transition_entry(data["observation"], data["action"], data["next", "observation"])
+        next_window, next_mask = shift_window(window, mask, entry)
+        batch = window.shape[0]
+        z_both = self.embed(torch.cat([window, next_window]), torch.cat([mask, next_mask]), p_mask)
+        condition = self.conditioning(z_both)
+        z = z_both[:batch]
+        if self.method.uses_adapter and not self.method.shared_hypernet:
+            dynamics_condition = self.hypernet(z)  # separate: the dynamics model's own hypernetwork
+        else:
+            dynamics_condition = condition[:batch]
+        loss = self.dynamics_loss(data, dynamics_condition)
+        if not self.method.rl_grad:
+            condition = condition.detach()
+        key = self.method.conditioning_key
+        data.set(key, condition[:batch])
+        data.set(("next", key), condition[batch:])
+        return loss, z
+
+    def policy_module(self) -> TensorDictModule:
+        """history -> conditioning, for acting: no masking; the normaliser is only read."""
+        return TensorDictModule(
+            _Conditioning(self), in_keys=["history", "history_mask"], out_keys=[self.method.conditioning_key]
+        )
+
+
+class _Conditioning(nn.Module):
+    def __init__(self, context: ContextModel) -> None:
+        super().__init__()
+        self.context = context
+
+    def forward(self, window: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.context.conditioning(self.context.embed(window, mask))
