@@ -1,5 +1,8 @@
 """Lightning callbacks: cross-cutting concerns (evaluation, schedules, diagnostics)."""
 
+from callbacks.masking_schedule import MaskingSchedule
+from callbacks.representation_diagnostics import RepresentationDiagnostics
+from callbacks.variance_diagnostics import VarianceDiagnostics
 from callbacks.zero_shot_eval import ZeroShotEvaluation
 
-__all__ = ["ZeroShotEvaluation"]
+__all__ = ["MaskingSchedule", "RepresentationDiagnostics", "VarianceDiagnostics", "ZeroShotEvaluation"]

@@ -28,7 +28,7 @@ from torchrl.envs import EnvBase, RewardSum, TransformedEnv
 from lit_dmash.agents.context import ContextModel
 from lit_dmash.agents.sac import NetSpec, make_actor, make_optimizer, make_qvalue, make_sac_loss, make_target_updater
 from lit_dmash.config import CollectorConfig, ContextConfig, EnvConfig, SACConfig
-from lit_dmash.envs import make_env
+from lit_dmash.envs import context_space, make_env
 from lit_dmash.envs.history import TransitionHistory
 from lit_dmash.errors import ConfigError
 from lit_dmash.evaluation import evaluate_policy
@@ -81,6 +81,7 @@ class ContextualSAC(L.LightningModule):
         self.seed, self.eval_max_steps = seed, eval_max_steps
         L.seed_everything(seed, verbose=False)
 
+        self.context_space = context_space(env.name, env.context_file)
         probe = make_env(env.name, env.split, num_envs=1, seed=seed, context_file=env.context_file)
         self.action_spec = probe.action_spec[0]
         self.obs_dim = probe.observation_spec["observation"].shape[-1]
@@ -153,9 +154,11 @@ class ContextualSAC(L.LightningModule):
 
     @property
     def split_names(self) -> list[str]:
-        from lit_dmash.envs import context_space
+        return self.context_space.split_names
 
-        return context_space(self.env_cfg.name, self.env_cfg.context_file).split_names
+    @property
+    def num_actuators(self) -> int:
+        return self.context_space.num_actuators
 
     def on_fit_start(self) -> None:
         rank_seed = self.seed + 10_000 * self.global_rank

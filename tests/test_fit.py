@@ -107,6 +107,16 @@ BAD_INPUT = [
     (["--model.sac.gamma=1.0"], "sac.gamma"),
     (["--model.sac.lr_actor=0"], "sac.lr_actor"),
     (["--trainer.callbacks+=callbacks.ZeroShotEvaluation", "--trainer.callbacks.episodes=0"], "episodes"),
+    (["--model.method=dmash", "--model.context.history_len=0"], "context.history_len"),
+    (["--model.method=dmash", "--model.context.p_mask=1.0"], "context.p_mask"),
+    (["--model.method=dmash", "--model.context.p_mask=-0.1"], "context.p_mask"),
+    (["--model.method=dmash", "--model.context.adapter_width=32"], "context.adapter_width"),
+    (["--model.method=dmash", "--model.context.dynamics_hidden=[128,64]"], "context.dynamics_hidden"),
+    (["--model.method=dmash", "--model.context.adapter_kind=diagonal"], "context.adapter_kind"),
+    (["--model.method=dmash", "--model.context.output_norm=batchnorm"], "context.output_norm"),
+    (["--model.method=dmash", "--model.context.adapter_layer=2"], "context.adapter_layer"),
+    (["--trainer.callbacks+=callbacks.MaskingSchedule", "--trainer.callbacks.schedule=step"], "schedule"),
+    (["--trainer.callbacks+=callbacks.MaskingSchedule", "--trainer.callbacks.end=1.5"], "end"),
 ]
 
 
