@@ -7,7 +7,8 @@ Each (method, seed) is one `python -m lit_dmash fit -c conf/di_friction/<method>
 command a user would type), `--workers` at a time with one torch thread each. Runs that already
 finished are reused (delete `--runs` to start over). A method may carry an adapter kind:
 `dmash:lowrank`, `dmash:full`. Writes JSON `{method: {split: {mean, iqm, ci, returns}}}` and a
-markdown table (mean AER, IQM with 95% stratified-bootstrap CI via rliable, relative gains).
+markdown table (mean AER, IQM with 95% stratified-bootstrap CI via rliable, relative gains);
+seeds, frames, date and wall time go to `<out>.meta.json`.
 """
 
 from __future__ import annotations
@@ -93,10 +94,11 @@ def main() -> None:
         "wall_s": round(time.perf_counter() - start, 1),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({**results, "_meta": meta}, indent=2))
+    args.out.write_text(json.dumps(results, indent=2))  # exactly {method: {split: {...}}}
+    args.out.with_suffix(".meta.json").write_text(json.dumps(meta, indent=2))
     args.out.with_suffix(".md").write_text(table)
     print(table)
-    print(f"wrote {args.out} and {args.out.with_suffix('.md')} ({meta['wall_s']} s)")
+    print(f"wrote {args.out}, .meta.json and .md ({meta['wall_s']} s)")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from torchrl.envs import ExplorationType, set_exploration_type
 
+from callbacks.periodic import Periodic
 from lit_dmash.diagnostics import angle_deg, mean_resultant_length, mode_ids
 from lit_dmash.evaluation import split_seed
 
@@ -35,7 +36,7 @@ class RepresentationDiagnostics(L.Callback):
 
     def __init__(self, every_n_frames: NonNegativeInt = 10_000, episodes: PositiveInt = 16, seed: int = 54_321) -> None:
         self.every_n_frames, self.episodes, self.seed = every_n_frames, episodes, seed
-        self._next = every_n_frames
+        self._period = Periodic(every_n_frames)
         self._last = -1
         self.history: list[dict[str, float]] = []
 
@@ -44,8 +45,7 @@ class RepresentationDiagnostics(L.Callback):
             rank_zero_warn(f"RepresentationDiagnostics: method {pl_module.method.name!r} has no encoder; skipped")
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
-        if self.every_n_frames and pl_module.env_frames >= self._next:
-            self._next = (pl_module.env_frames // self.every_n_frames + 1) * self.every_n_frames
+        if self._period.due(pl_module.env_frames):
             self.run(trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

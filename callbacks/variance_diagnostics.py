@@ -6,6 +6,7 @@ import lightning as L
 import torch
 from jsonargparse.typing import PositiveInt
 
+from callbacks.periodic import Periodic
 from lit_dmash.diagnostics import decompose_variance, minibatch_variance, mode_ids
 from lit_dmash.errors import ConfigError
 
@@ -41,14 +42,13 @@ class VarianceDiagnostics(L.Callback):
         if num_minibatches < 2:
             raise ConfigError("VarianceDiagnostics.num_minibatches", num_minibatches, "expected an integer >= 2")
         self.every_n_updates, self.k, self.minibatch_size = every_n_updates, num_minibatches, minibatch_size
-        self._next = every_n_updates
+        self._period = Periodic(every_n_updates)
         self.history: list[dict[str, float]] = []
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
         # Update counts advance identically on every rank, so all ranks enter the all_gather together.
-        if pl_module.updates < self._next:
+        if not self._period.due(pl_module.updates):
             return
-        self._next = (pl_module.updates // self.every_n_updates + 1) * self.every_n_updates
         stats, mean_grad = self.estimate(pl_module)
         gathered = pl_module.all_gather(stats).reshape(-1, stats.numel())
         gathered_grads = pl_module.all_gather(mean_grad).reshape(-1, mean_grad.numel())

@@ -8,6 +8,7 @@ import lightning as L
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch.utilities import rank_zero_only
 
+from callbacks.periodic import Periodic
 from lit_dmash.errors import ConfigError
 from lit_dmash.evaluation import split_seed
 from lit_dmash.io import atomic_write_json
@@ -52,7 +53,7 @@ class ZeroShotEvaluation(L.Callback):
         self.splits = splits
         self.filename = filename
         self.history: list[dict] = []
-        self._next_eval = every_n_frames
+        self._period = Periodic(every_n_frames)
         self._last_eval_frames = -1
         self._out_dir: Path | None = None
 
@@ -66,8 +67,7 @@ class ZeroShotEvaluation(L.Callback):
                 raise ConfigError("ZeroShotEvaluation.splits", split, f"env defines splits {known}")
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
-        if self.every_n_frames and pl_module.env_frames >= self._next_eval:
-            self._next_eval = (pl_module.env_frames // self.every_n_frames + 1) * self.every_n_frames
+        if self._period.due(pl_module.env_frames):
             self.evaluate(trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,10 +15,11 @@ DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture
-def repo() -> Path:
-    return REPO
-
-
-@pytest.fixture
 def data_dir() -> Path:
     return DATA
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m lit_dmash fit -c conf/quickstart.yaml ARGS...` in a fresh process, from the repo root."""
+    cmd = [sys.executable, "-m", "lit_dmash", "fit", "-c", "conf/quickstart.yaml", *args]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)

@@ -2,12 +2,11 @@
 
 import itertools
 import math
-import subprocess
-import sys
 
 import lightning as L
 import pytest
 import torch
+from conftest import run_cli
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -120,14 +119,8 @@ def test_representation_diagnostics_logs_concentration_angles_errors_and_figure(
     assert len(callbacks[2].history) == 2  # at 320 frames and at the end
 
 
-def test_two_process_ddp_fit_gathers_variance_from_both_ranks(tmp_path, repo):
-    cmd = [
-        sys.executable,
-        "-m",
-        "lit_dmash",
-        "fit",
-        "-c",
-        "conf/quickstart.yaml",
+def test_two_process_ddp_fit_gathers_variance_from_both_ranks(tmp_path):
+    proc = run_cli(
         "--model.method=dmash",
         "--trainer.strategy=ddp",
         "--trainer.devices=2",
@@ -148,8 +141,8 @@ def test_two_process_ddp_fit_gathers_variance_from_both_ranks(tmp_path, repo):
         "--trainer.callbacks.every_n_updates=8",
         "--trainer.callbacks.num_minibatches=2",
         "--trainer.callbacks.minibatch_size=16",
-    ]
-    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=300)
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = (tmp_path / "lightning_logs").iterdir()
     events = EventAccumulator(str(run))

@@ -1,12 +1,11 @@
 """End to end through the CLI and the Trainer: logs, eval JSON, bad input, learning."""
 
 import json
-import subprocess
-import sys
 
 import lightning as L
 import pytest
 import torch
+from conftest import run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lit_dmash.cli import main
@@ -30,18 +29,12 @@ TINY = [
 ]
 
 
-def test_cli_fit_writes_tensorboard_and_eval_json(tmp_path, repo):
-    cmd = [
-        sys.executable,
-        "-m",
-        "lit_dmash",
-        "fit",
-        "-c",
-        "conf/quickstart.yaml",
+def test_cli_fit_writes_tensorboard_and_eval_json(tmp_path):
+    proc = run_cli(
         *TINY,
         f"--trainer.default_root_dir={tmp_path}",
-    ]
-    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=300)
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = (tmp_path / "lightning_logs").iterdir()
     assert list(run.glob("events.out.tfevents.*"))
@@ -90,6 +83,9 @@ def test_every_method_fits_a_few_steps(method, tmp_path):
     assert module.env_frames == 96
     assert module.updates == 2 * (96 - 32) // 16 + 2
     assert trainer.global_step == module.updates, "one optimizer step per update"
+    stored = set(module.replay_buffer.sample(4).keys(True, True))
+    assert ("next", "history") not in stored and "loc" not in stored, "derived keys are not stored"
+    assert ("history" in stored) == module.method.infers_context
     assert torch.isfinite(module.evaluate("eval_out", episodes=2, seed=0)).all()
 
 
@@ -131,7 +127,7 @@ def test_bad_input_exits_before_training_and_names_the_field(args, field, tmp_pa
 
 
 @pytest.mark.parametrize("split_field", ["signs", "friction"])
-def test_malformed_context_file_fails_from_the_cli_without_traceback(tmp_path, repo, split_field):
+def test_malformed_context_file_fails_from_the_cli_without_traceback(tmp_path, split_field):
     bad = {"signs": "[[1, 1, 1]]", "friction": "[[1.5, 0.5]]"}
     spec = {"signs": "[[1, 1]]", "friction": "[[0.5, 1.5]]"} | {split_field: bad[split_field]}
     path = tmp_path / "bad.yaml"
@@ -139,17 +135,11 @@ def test_malformed_context_file_fails_from_the_cli_without_traceback(tmp_path, r
         f"num_actuators: 2\nparams: [friction]\nsplits:\n  train:\n    signs: {spec['signs']}\n"
         f"    friction: {spec['friction']}\n"
     )
-    cmd = [
-        sys.executable,
-        "-m",
-        "lit_dmash",
-        "fit",
-        "-c",
-        "conf/quickstart.yaml",
+    proc = run_cli(
         f"--model.env.context_file={path}",
         f"--trainer.default_root_dir={tmp_path}",
-    ]
-    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=120)
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert f"splits.train.{split_field}" in proc.stderr
     assert "Traceback" not in proc.stderr
