@@ -103,7 +103,9 @@ class ContextualSAC(L.LightningModule):
             if self.context_model is not None
             else self.actor
         )
+        # Masking probabilities used by updates (MaskingSchedule moves p_mask over training).
         self.p_mask = context.p_mask if self.method.mask else 0.0
+        self.p_mask_feature = context.p_mask_feature if self.method.mask else 0.0
 
         self.env_frames = 0
         self.updates = 0
@@ -229,7 +231,9 @@ class ContextualSAC(L.LightningModule):
 
     def compute_losses(self, sample: TensorDictBase) -> dict[str, torch.Tensor]:
         """Dynamics loss first (it writes the detached conditioning into `sample`), then SAC's."""
-        dynamics = self.context_model.prepare_batch(sample, self.p_mask)[0] if self.context_model is not None else None
+        dynamics = None
+        if self.context_model is not None:
+            dynamics = self.context_model.prepare_batch(sample, self.p_mask, self.p_mask_feature)[0]
         losses = dict(self.loss_module(sample).items())
         if dynamics is not None:
             losses["loss_dynamics"] = dynamics

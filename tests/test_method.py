@@ -195,3 +195,16 @@ def test_every_context_method_reads_only_inferred_context(method):
     module = tiny_module(method)
     assert "context" not in module.policy.in_keys
     assert "context" not in module.loss_module.qvalue_network.in_keys
+
+
+def test_acting_never_masks_but_updates_do():
+    module = tiny_module("dmash", p_mask=0.5, p_mask_feature=0.5)
+    batch = collected_batch(module)
+    context = module.context_model
+    module.train()  # Lightning keeps the module in train mode while the collector acts
+    acting = [context.embed(batch["history"], batch["history_mask"]) for _ in range(2)]
+    assert torch.equal(acting[0], acting[1]), "acting sees the whole window, every time"
+    _, z_unmasked = context.prepare_batch(batch.clone())
+    _, z_masked = context.prepare_batch(batch.clone(), module.p_mask, module.p_mask_feature)
+    assert torch.equal(z_unmasked, acting[0])
+    assert not torch.equal(z_masked, acting[0]), "updates mask"

@@ -56,14 +56,18 @@ class ContextModel(nn.Module):
         """Fold freshly collected transitions into the running statistics (training only)."""
         self.normalizer.update(transition_entry(data["observation"], data["action"], data["next", "observation"]))
 
-    def embed(self, window: torch.Tensor, mask: torch.Tensor, p_mask: float = 0.0) -> torch.Tensor:
-        """`z` from a window; `p_mask > 0` drops entries (and features) at random, for training."""
+    def embed(
+        self, window: torch.Tensor, mask: torch.Tensor, p_mask: float = 0.0, p_feature: float = 0.0
+    ) -> torch.Tensor:
+        """`z` from a window; updates pass `p_mask`/`p_feature` > 0 to drop entries/features at random.
+
+        Masking is an explicit argument, not `self.training`: Lightning keeps the module in train
+        mode while the collector acts, and acting must see the whole window.
+        """
         if self.method.normalize:
             window = self.normalizer(window)
-        if p_mask > 0:
-            mask = drop_entries(mask, p_mask)
-        if self.cfg.p_mask_feature > 0 and self.method.mask and self.training:
-            window = drop_features(window, self.cfg.p_mask_feature)
+        mask = drop_entries(mask, p_mask)
+        window = drop_features(window, p_feature)
         return self.encoder(window, mask)
 
     def conditioning(self, z: torch.Tensor) -> torch.Tensor:
@@ -79,8 +83,12 @@ class ContextModel(nn.Module):
         return F.mse_loss(self.dynamics(inputs, condition), target)
 
     # -- one update -----------------------------------------------------------------------------
-    def prepare_batch(self, data: TensorDictBase, p_mask: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def prepare_batch(
+        self, data: TensorDictBase, p_mask: float = 0.0, p_feature: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Write the conditioning for t and t+1 into `data`; return (dynamics loss, `z` at t).
+
+        `p_mask` / `p_feature`: masking probabilities of window entries / features (updates only).
 
         One encoder call embeds the windows at t and t+1 together; with a shared hypernetwork, one
         hypernetwork call turns both into adapters, and the dynamics model uses the very tensor
@@ -90,7 +98,7 @@ class ContextModel(nn.Module):
         entry = transition_entry(data["observation"], data["action"], data["next", "observation"])
         next_window, next_mask = shift_window(window, mask, entry)
         batch = window.shape[0]
-        z_both = self.embed(torch.cat([window, next_window]), torch.cat([mask, next_mask]), p_mask)
+        z_both = self.embed(torch.cat([window, next_window]), torch.cat([mask, next_mask]), p_mask, p_feature)
         condition = self.conditioning(z_both)
         z = z_both[:batch]
         if self.method.uses_adapter and not self.method.shared_hypernet:
