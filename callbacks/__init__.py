@@ -2,7 +2,8 @@
 
 from callbacks.masking_schedule import MaskingSchedule
 from callbacks.representation_diagnostics import RepresentationDiagnostics
+from callbacks.run_checkpoint import RunCheckpoint
 from callbacks.variance_diagnostics import VarianceDiagnostics
 from callbacks.zero_shot_eval import ZeroShotEvaluation
 
-__all__ = ["MaskingSchedule", "RepresentationDiagnostics", "VarianceDiagnostics", "ZeroShotEvaluation"]
+__all__ = ["MaskingSchedule", "RepresentationDiagnostics", "RunCheckpoint", "VarianceDiagnostics", "ZeroShotEvaluation"]

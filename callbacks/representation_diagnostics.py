@@ -44,6 +44,16 @@ class RepresentationDiagnostics(L.Callback):
         if pl_module.context_model is None:
             rank_zero_warn(f"RepresentationDiagnostics: method {pl_module.method.name!r} has no encoder; skipped")
 
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(seed=self.seed, episodes=self.episodes, every=self.every_n_frames)
+
+    def state_dict(self) -> dict:
+        return {"next": self._period.next, "last": self._last}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._period.next, self._last = state["next"], state["last"]
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
         if self._period.due(pl_module.env_frames):
             self.run(trainer, pl_module)

@@ -45,6 +45,16 @@ class VarianceDiagnostics(L.Callback):
         self._period = Periodic(every_n_updates)
         self.history: list[dict[str, float]] = []
 
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(every=self.every_n_updates, k=self.k, size=self.minibatch_size)
+
+    def state_dict(self) -> dict:
+        return {"next": self._period.next}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._period.next = state["next"]
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
         # Update counts advance identically on every rank, so all ranks enter the all_gather together.
         if not self._period.due(pl_module.updates):

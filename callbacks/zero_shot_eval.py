@@ -66,6 +66,17 @@ class ZeroShotEvaluation(L.Callback):
             if split not in known:
                 raise ConfigError("ZeroShotEvaluation.splits", split, f"env defines splits {known}")
 
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(filename=self.filename, seed=self.seed, episodes=self.episodes)
+
+    def state_dict(self) -> dict:
+        # A resumed run continues the schedule and appends to eval.json instead of starting over.
+        return {"history": self.history, "next": self._period.next, "last": self._last_eval_frames}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.history, self._period.next, self._last_eval_frames = state["history"], state["next"], state["last"]
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
         if self._period.due(pl_module.env_frames):
             self.evaluate(trainer, pl_module)

@@ -1,34 +1,79 @@
 """`python -m lit_dmash fit -c conf/...`: the LightningCLI entry point.
 
-User mistakes (`ConfigError`) print one line naming the field and exit with status 2, no
-traceback; everything the CLI instantiates lives in the package (see shared/PITFALLS.md).
+User mistakes (`ConfigError`, an unusable checkpoint, a Lightning misconfiguration) print one
+line naming the problem and exit with status 2, no traceback. Every run gets `RunCheckpoint`
+(`last.ckpt` every 10 minutes, at the end, on SIGTERM/Ctrl-C) written atomically, and
+`--ckpt_path last` resumes the newest run under the config's `default_root_dir`, in its own folder.
+Everything the CLI instantiates lives in the package (see shared/PITFALLS.md).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("RL_WARNINGS", "0")  # torchrl's C++-extension warning; nothing we use needs it
 
+from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
+from callbacks.run_checkpoint import RunCheckpoint
+from lit_dmash.checkpointing import AtomicCheckpointIO, CheckpointError, latest_last_checkpoint
 from lit_dmash.errors import ConfigError
-from lit_dmash.module import ContextualSAC
+from lit_dmash.module import ContextualSAC, NonFiniteError
 
 TRAINER_DEFAULTS = {
     "max_epochs": -1,  # one endless epoch; the module stops at collector.total_frames
     "default_root_dir": "runs",
     "log_every_n_steps": 10,
     "num_sanity_val_steps": 0,
+    # RunCheckpoint keeps last.ckpt; Lightning's default ModelCheckpoint would only add a copy at the end.
+    "enable_checkpointing": False,
+    "callbacks": [RunCheckpoint()],
 }
 
 
 class LitDmashCLI(LightningCLI):
-    """LightningCLI with one seed: `seed_everything` also seeds the module (its envs, its nets)."""
+    """LightningCLI with one seed (`seed_everything` also seeds the module), atomic checkpoints
+    and `--ckpt_path last` that finds the newest run and continues it in place."""
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("seed_everything", "model.seed")
+
+    def _parse_ckpt_path(self) -> None:
+        # Workaround (Lightning 2.6): LightningCLI loads an explicit --ckpt_path with
+        # weights_only=True, which our checkpoints (replay buffer, RNG states) cannot pass, and then
+        # overwrites the user's config with the checkpoint's hyper-parameters, silently. We keep the
+        # user's config; ContextualSAC.on_load_checkpoint names any field that does not match.
+        return
+
+    def before_instantiate_classes(self) -> None:
+        if self.subcommand != "fit" or self.config.fit.ckpt_path != "last":
+            return
+        config = self.config.fit
+        root = Path(config.trainer.default_root_dir or "runs")
+        found = latest_last_checkpoint(root)
+        if found is None:
+            raise CheckpointError(f"--ckpt_path last: no checkpoints/last.ckpt under {root}")
+        config.ckpt_path = str(found)
+        if config.trainer.logger in (None, True):  # keep logging into the interrupted run's folder
+            run = found.parent.parent
+            config.trainer.logger = Namespace(
+                class_path="lightning.pytorch.loggers.TensorBoardLogger",
+                init_args=Namespace(save_dir=str(run.parent.parent), name=run.parent.name, version=run.name),
+            )
+
+    def instantiate_trainer(self, **kwargs):
+        try:
+            trainer = super().instantiate_trainer(**kwargs)
+        except (ValueError, ModuleNotFoundError) as err:  # Lightning's word on a bad trainer.* value
+            raise MisconfigurationException(f"trainer: {err}") from err
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        return trainer
 
 
 def main(args: list[str] | None = None) -> None:
@@ -40,6 +85,12 @@ def main(args: list[str] | None = None) -> None:
             save_config_kwargs={"overwrite": True},
             args=args,
         )
-    except ConfigError as err:
+    except (ConfigError, CheckpointError, MisconfigurationException) as err:
         print(f"lit-dmash: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except NonFiniteError as err:
+        print(f"lit-dmash: stopped: {err}; the last good state is in checkpoints/last.ckpt", file=sys.stderr)
+        sys.exit(1)
+    except SIGTERMException:
+        print("lit-dmash: stopped by SIGTERM; checkpoint saved, resume with --ckpt_path last", file=sys.stderr)
+        sys.exit(143)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import copy
 import itertools
+import random
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase, TensorDictSequential
@@ -27,12 +29,18 @@ from torchrl.envs import EnvBase, RewardSum, TransformedEnv
 
 from lit_dmash.agents.context import ContextModel
 from lit_dmash.agents.sac import NetSpec, make_actor, make_optimizer, make_qvalue, make_sac_loss, make_target_updater
+from lit_dmash.checkpointing import CheckpointError
 from lit_dmash.config import CollectorConfig, ContextConfig, EnvConfig, SACConfig
 from lit_dmash.envs import context_space, make_env
 from lit_dmash.envs.history import TransitionHistory
-from lit_dmash.errors import ConfigError
+from lit_dmash.errors import ConfigError, check_choice
 from lit_dmash.evaluation import evaluate_policy
+from lit_dmash.memory import check_buffer_fits, transition_bytes
 from lit_dmash.methods import get_method
+
+
+class NonFiniteError(RuntimeError):
+    """Training met a non-finite observation, reward, loss or gradient (with on_nonfinite=stop)."""
 
 
 class ContextualSAC(L.LightningModule):
@@ -47,6 +55,9 @@ class ContextualSAC(L.LightningModule):
         context: Encoder, masking, hypernetwork and dynamics model of the context-inference methods.
         seed: Seeds network initialisation and, offset per rank, the training envs (from the CLI:
             linked to `seed_everything`).
+        on_nonfinite: What a non-finite observation, reward, loss or gradient does: `stop` (raise
+            `NonFiniteError`; the `RunCheckpoint` callback saves the last good state) or `skip`
+            (drop that batch or update and count it in `train/nonfinite_skipped`).
         eval_max_steps: Step cap of one evaluation episode (an error if an episode runs longer).
     """
 
@@ -59,6 +70,7 @@ class ContextualSAC(L.LightningModule):
         context: ContextConfig = ContextConfig(),
         seed: int = 0,
         eval_max_steps: int = 1000,
+        on_nonfinite: str = "stop",
     ) -> None:
         # Dataclass defaults make the CLI expose every field (`--model.sac.gamma`); copies keep
         # one run's config from leaking into another's through a shared default instance.
@@ -71,6 +83,7 @@ class ContextualSAC(L.LightningModule):
         context.validate(sac.hidden_dims)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ConfigError("seed", seed, "expected an integer (set it with seed_everything)")
+        check_choice("on_nonfinite", on_nonfinite, ("stop", "skip"))
         if not isinstance(eval_max_steps, int) or eval_max_steps < 1:
             raise ConfigError("eval_max_steps", eval_max_steps, "expected an integer >= 1")
 
@@ -78,7 +91,7 @@ class ContextualSAC(L.LightningModule):
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.env_cfg, self.collector_cfg, self.sac_cfg, self.context_cfg = env, collector, sac, context
-        self.seed, self.eval_max_steps = seed, eval_max_steps
+        self.seed, self.eval_max_steps, self.on_nonfinite = seed, eval_max_steps, on_nonfinite
         L.seed_everything(seed, verbose=False)
 
         self.context_space = context_space(env.name, env.context_file)
@@ -103,6 +116,10 @@ class ContextualSAC(L.LightningModule):
             if self.context_model is not None
             else self.actor
         )
+        # Refuse a replay buffer that cannot fit, before anything is allocated.
+        self.bytes_per_transition = transition_bytes(self.make_env(env.split, 1, seed), self.policy, self.unstored_keys)
+        check_buffer_fits(collector.buffer_size, self.bytes_per_transition)
+
         # Masking probabilities used by updates (MaskingSchedule moves p_mask over training).
         self.p_mask = context.p_mask if self.method.mask else 0.0
         self.p_mask_feature = context.p_mask_feature if self.method.mask else 0.0
@@ -111,6 +128,10 @@ class ContextualSAC(L.LightningModule):
         self.updates = 0
         self.episodes = 0
         self.last_episode_return = float("nan")
+        self.nonfinite_skipped = 0
+        self.last_losses: dict[str, float] = {}  # of the latest update, for callbacks
+        self._resume: dict[str, Any] | None = None  # state from a checkpoint, applied in on_fit_start
+        self._env_poisoned = False  # a non-finite step was collected: do not checkpoint the env state
         # Built per rank in on_fit_start; plain attributes, so Lightning never moves or saves them.
         self.collector: Collector | None = None
         self._batches: Iterator[TensorDictBase] | None = None
@@ -189,11 +210,14 @@ class ContextualSAC(L.LightningModule):
             auto_register_policy_transforms=False,  # our policies need no env-side transforms
         )
         self.collector.set_seed(rank_seed)
-        self._batches = iter(self.collector)
         self.replay_buffer = TensorDictReplayBuffer(
             storage=LazyTensorStorage(self.collector_cfg.buffer_size, device="cpu"),
             batch_size=self.sac_cfg.batch_size,
         )
+        if self._resume is not None:
+            self._apply_resume_state(self._resume)
+            self._resume = None
+        self._batches = iter(self.collector)
 
     def on_fit_end(self) -> None:
         if self.collector is not None:
@@ -211,23 +235,44 @@ class ContextualSAC(L.LightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> None:
         t0 = time.perf_counter()
         data = next(self._batches)
-        self._record_episodes(data)
-        if self.context_model is not None:
-            self.context_model.update_normalizer(data)
-        self.replay_buffer.extend(data.exclude(*self.unstored_keys).reshape(-1))
-        self.env_frames += data.numel()
         t1 = time.perf_counter()
-
+        updates_before = self.updates
         metrics: dict[str, float] = {}
-        learning_starts = max(self.collector_cfg.init_random_frames, self.sac_cfg.batch_size)
-        if self.env_frames >= learning_starts:
-            for _ in range(self.sac_cfg.utd):
-                metrics = self.update(self.replay_buffer.sample().to(self.device))
+        finite = self._finite_or_handled(data, "observation or reward in collected data")
+        self.env_frames += data.numel()  # a dropped batch was still collected: it counts against the budget
+        if finite:
+            self._record_episodes(data)
+            if self.context_model is not None:
+                self.context_model.update_normalizer(data)
+            self.replay_buffer.extend(data.exclude(*self.unstored_keys).reshape(-1))
+            learning_starts = max(self.collector_cfg.init_random_frames, self.sac_cfg.batch_size)
+            if self.env_frames >= learning_starts:
+                for _ in range(self.sac_cfg.utd):
+                    metrics = self.update(self.replay_buffer.sample().to(self.device)) or metrics
+        else:
+            self._new_returns = None
         t2 = time.perf_counter()
 
-        self._log_step(metrics, collect_s=t1 - t0, update_s=t2 - t1, n_updates=len(metrics) and self.sac_cfg.utd)
+        self._log_step(metrics, collect_s=t1 - t0, update_s=t2 - t1, n_updates=self.updates - updates_before)
         if self.env_frames >= self.collector_cfg.total_frames:
             self.trainer.should_stop = True
+
+    def _finite_or_handled(self, data: TensorDictBase, what: str) -> bool:
+        """True if `data` is finite; otherwise stop (raise) or count a skip, per `on_nonfinite`."""
+        keys = ["observation", ("next", "observation"), ("next", "reward")]
+        if all(torch.isfinite(data[key]).all() for key in keys):
+            return True
+        self._env_poisoned = True  # its episodes in flight carry the bad values
+        return self._nonfinite(what)
+
+    def _nonfinite(self, what: str) -> bool:
+        if self.on_nonfinite == "skip":
+            self.nonfinite_skipped += 1
+            return False
+        raise NonFiniteError(
+            f"non-finite {what} at update {self.updates}, env frame {self.env_frames} "
+            f"(on_nonfinite=stop; model.on_nonfinite=skip drops such batches instead)"
+        )
 
     def compute_losses(self, sample: TensorDictBase) -> dict[str, torch.Tensor]:
         """Dynamics loss first (it writes the detached conditioning into `sample`), then SAC's."""
@@ -240,16 +285,31 @@ class ContextualSAC(L.LightningModule):
         return losses
 
     def update(self, sample: TensorDictBase) -> dict[str, float]:
-        """One update of every part: one backward of the summed losses, one step, a target update."""
+        """One update of every part: one backward of the summed losses, one step, a target update.
+
+        Non-finite losses or gradients are caught before the optimiser steps, so the weights in
+        memory (and in the checkpoint `RunCheckpoint` then writes) are the last good ones. Returns
+        no metrics when the update was skipped.
+        """
         optimizer = self.optimizers()
         losses = self.compute_losses(sample)
+        bad = [key for key, value in losses.items() if key.startswith("loss_") and not torch.isfinite(value).all()]
+        if bad:
+            self._nonfinite(f"{', '.join(bad)}")
+            return {}
         total = sum(value for key, value in losses.items() if key.startswith("loss_"))
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(total)
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if not torch.isfinite(torch.stack([g.norm() for g in grads])).all():
+            optimizer.zero_grad(set_to_none=True)
+            self._nonfinite("gradient")
+            return {}
         optimizer.step()
         self.target_updater.step()
         self.updates += 1
-        return {key: value.item() for key, value in losses.items()}
+        self.last_losses = {key: value.item() for key, value in losses.items()}
+        return self.last_losses
 
     def _record_episodes(self, data: TensorDictBase) -> None:
         done = data["next", "done"].squeeze(-1)
@@ -267,6 +327,7 @@ class ContextualSAC(L.LightningModule):
             "train/env_frames": float(self.env_frames),
             "train/updates": float(self.updates),
             "train/episodes": float(self.episodes),
+            "train/nonfinite_skipped": float(self.nonfinite_skipped),
             "time/collect_s": collect_s,
             "time/env_steps_per_s": self.collector_cfg.frames_per_batch / max(collect_s, 1e-9),
         }
@@ -283,15 +344,78 @@ class ContextualSAC(L.LightningModule):
         self.log("return", self.last_episode_return, prog_bar=True, logger=False, batch_size=1)
 
     # ----------------------------------------------------------------------------- checkpoints
+    def architecture(self) -> dict[str, Any]:
+        """What a checkpoint must agree on to be loaded into this module."""
+        arch = {
+            "method": self.method.name,
+            "env.name": self.env_cfg.name,
+            "sac.hidden_dims": list(self.sac_cfg.hidden_dims),
+        }
+        if self.context_model is not None:
+            cfg = self.context_cfg
+            arch.update(
+                {
+                    "context.history_len": cfg.history_len,
+                    "context.z_dim": cfg.z_dim,
+                    "context.encoder_hidden": list(cfg.encoder_hidden),
+                    "context.adapter_kind": cfg.adapter_kind,
+                    "context.adapter_rank": cfg.adapter_rank,
+                    "context.hypernet_hidden": list(cfg.hypernet_hidden),
+                    "context.dynamics_hidden": cfg.dynamics_widths(self.sac_cfg.hidden_dims),
+                }
+            )
+        return arch
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Our counters drive stopping, schedules and the logging x-axis; Lightning's do not know them.
-        checkpoint["lit_dmash"] = {"env_frames": self.env_frames, "updates": self.updates, "episodes": self.episodes}
+        # Beyond Lightning's weights, optimiser and loop state: what an exact resume needs.
+        state: dict[str, Any] = {
+            "architecture": self.architecture(),
+            "env_frames": self.env_frames,
+            "updates": self.updates,
+            "episodes": self.episodes,
+            "nonfinite_skipped": self.nonfinite_skipped,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        }
+        if self.replay_buffer is not None:
+            state["replay_buffer"] = self.replay_buffer.state_dict()
+        if self.collector is not None and not self._env_poisoned:
+            # The collector's carried tensordict (current observations, windows, running returns) and
+            # the env's own state continue the episodes in flight. `_carrier` is TorchRL-internal
+            # (0.14): there is no public API to checkpoint a collector mid-rollout.
+            carrier = getattr(self.collector, "_carrier", None)
+            if carrier is not None:
+                state["carrier"] = carrier.clone()
+            base_env = getattr(self.collector.env, "base_env", self.collector.env)
+            if hasattr(base_env, "env_state"):
+                state["env"] = base_env.env_state()
+        checkpoint["lit_dmash"] = state
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        counters = checkpoint.get("lit_dmash", {})
-        self.env_frames = counters.get("env_frames", 0)
-        self.updates = counters.get("updates", 0)
-        self.episodes = counters.get("episodes", 0)
+        state = checkpoint.get("lit_dmash")
+        if state is None:
+            raise CheckpointError("not a lit-dmash checkpoint (no 'lit_dmash' entry)")
+        mine = self.architecture()
+        for field, saved in state["architecture"].items():
+            if mine.get(field) != saved:
+                raise CheckpointError(
+                    f"checkpoint does not match this run: it has {field}={saved!r}, this run has {mine.get(field)!r}"
+                )
+        self.env_frames, self.updates = state["env_frames"], state["updates"]
+        self.episodes, self.nonfinite_skipped = state["episodes"], state.get("nonfinite_skipped", 0)
+        self._resume = state
+
+    def _apply_resume_state(self, state: dict[str, Any]) -> None:
+        """Buffer, episodes in flight and RNG states, once the collector and buffer exist."""
+        if "replay_buffer" in state:
+            self.replay_buffer.load_state_dict(state["replay_buffer"])
+        if "carrier" in state:
+            self.collector._carrier = state["carrier"].to(self.device)
+            base_env = getattr(self.collector.env, "base_env", self.collector.env)
+            if "env" in state and hasattr(base_env, "load_env_state"):
+                base_env.load_env_state(state["env"])
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
 
     # ----------------------------------------------------------------------------- evaluation
     def evaluate(self, split: str, episodes: int, seed: int) -> torch.Tensor:

@@ -23,8 +23,7 @@ TINY = [
     "--model.collector.total_frames=384",
     "--model.sac.hidden_dims=[16,16]",
     "--model.sac.batch_size=32",
-    "--trainer.callbacks+=callbacks.ZeroShotEvaluation",
-    "--trainer.callbacks.every_n_frames=256",
+    "--trainer.callbacks.every_n_frames=256",  # the quickstart's ZeroShotEvaluation
     "--trainer.callbacks.episodes=3",
 ]
 
@@ -113,6 +112,12 @@ BAD_INPUT = [
     (["--model.method=dmash", "--model.context.adapter_layer=2"], "context.adapter_layer"),
     (["--trainer.callbacks+=callbacks.MaskingSchedule", "--trainer.callbacks.schedule=step"], "schedule"),
     (["--trainer.callbacks+=callbacks.MaskingSchedule", "--trainer.callbacks.end=1.5"], "end"),
+    (["--model.collector.buffer_size=100000000000"], "collector.buffer_size"),
+    (["--model.on_nonfinite=ignore"], "on_nonfinite"),
+    (["--trainer.devices=0"], "devices"),
+    (["--trainer.strategy=nonsense"], "strategy"),
+    (["--trainer.accelerator=tpu"], "torch_xla"),
+    (["--ckpt_path=last"], "no checkpoints/last.ckpt"),
 ]
 
 

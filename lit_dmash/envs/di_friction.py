@@ -101,6 +101,21 @@ class DIFrictionEnv(EnvBase):
         """The current (true) context of every sub-env, `[num_envs, dims + 1]`."""
         return self._context
 
+    def env_state(self) -> dict[str, torch.Tensor]:
+        """Everything needed to continue the current episodes exactly (for checkpoints)."""
+        return {
+            "pos": self._pos.clone(),
+            "vel": self._vel.clone(),
+            "t": self._t.clone(),
+            "context": self._context.clone(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_env_state(self, state: dict[str, torch.Tensor]) -> None:
+        self._pos, self._vel = state["pos"].to(self.device), state["vel"].to(self.device)
+        self._t, self._context = state["t"].to(self.device), state["context"].to(self.device)
+        self.generator.set_state(state["generator"])
+
     def _observation(self) -> torch.Tensor:
         return torch.cat([self._pos, self._vel], dim=-1)
 

@@ -1,0 +1,54 @@
+"""Keep a run resumable: `last.ckpt` every few minutes, at the end, and when the run is stopped."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning as L
+from jsonargparse.typing import PositiveFloat
+from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from lit_dmash.module import NonFiniteError
+
+
+class RunCheckpoint(L.Callback):
+    """Writes `<run folder>/checkpoints/<filename>` so that a dead run loses at most `every_minutes`.
+
+    Saved every `every_minutes` of training (checked after each step), at the end of training,
+    and when the run is stopped by SIGTERM, Ctrl-C or a `NonFiniteError` (then it holds the last
+    good state: the failing update was never applied). The checkpoint holds everything an exact
+    resume needs (see `ContextualSAC.on_save_checkpoint`); the CLI writes it atomically and
+    resumes it with `fit ... --ckpt_path last`. The CLI adds this callback to every run.
+
+    Args:
+        every_minutes: Wall-clock minutes of training between two saves.
+        filename: Checkpoint file name in the run's `checkpoints/` folder.
+    """
+
+    def __init__(self, every_minutes: PositiveFloat = 10.0, filename: str = "last.ckpt") -> None:
+        self.every_minutes, self.filename = every_minutes, filename
+        self.path: Path | None = None
+        self._last_save = time.monotonic()
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # trainer.log_dir broadcasts: resolve it here, on every rank.
+        self.path = Path(trainer.log_dir or trainer.default_root_dir) / "checkpoints" / self.filename
+        self._last_save = time.monotonic()
+
+    def save(self, trainer: L.Trainer, why: str) -> None:
+        trainer.save_checkpoint(self.path)
+        self._last_save = time.monotonic()
+        rank_zero_info(f"lit-dmash: checkpoint ({why}) saved to {self.path}")
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        if time.monotonic() - self._last_save >= 60 * self.every_minutes:
+            self.save(trainer, "periodic")
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.save(trainer, "end of training")
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, (KeyboardInterrupt, SIGTERMException, NonFiniteError)) and self.path is not None:
+            self.save(trainer, type(exception).__name__)
