@@ -19,7 +19,11 @@ def data_dir() -> Path:
     return DATA
 
 
+def cli_command(*args: str) -> list[str]:
+    """`python -m lit_dmash fit -c conf/quickstart.yaml ARGS...`, to run from the repo root."""
+    return [sys.executable, "-m", "lit_dmash", "fit", "-c", "conf/quickstart.yaml", *args]
+
+
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """`python -m lit_dmash fit -c conf/quickstart.yaml ARGS...` in a fresh process, from the repo root."""
-    cmd = [sys.executable, "-m", "lit_dmash", "fit", "-c", "conf/quickstart.yaml", *args]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    """Run `cli_command(*args)` in a fresh process and wait for it."""
+    return subprocess.run(cli_command(*args), cwd=REPO, capture_output=True, text=True, timeout=timeout)

@@ -3,13 +3,12 @@
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import lightning as L
 import pytest
 import torch
-from conftest import REPO, run_cli
+from conftest import REPO, cli_command, run_cli
 from torchrl.envs import Transform
 
 from callbacks import RunCheckpoint
@@ -85,16 +84,7 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path):
         "--trainer.callbacks.every_n_frames=256",
         "--trainer.callbacks.episodes=2",
     ]
-    cmd = [
-        sys.executable,
-        "-m",
-        "lit_dmash",
-        "fit",
-        "-c",
-        "conf/quickstart.yaml",
-        *args,
-        "--model.collector.total_frames=10000000",
-    ]
+    cmd = cli_command(*args, "--model.collector.total_frames=10000000")
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run = tmp_path / "lightning_logs" / "version_0"
     deadline = time.monotonic() + 120
