@@ -197,7 +197,9 @@ class ContextualSAC(L.LightningModule):
         return keys
 
     def on_fit_start(self) -> None:
-        rank_seed = self.seed + 10_000 * self.global_rank
+        # Offset by the frames already seen, so a resumed multi-process run draws fresh contexts
+        # (a single-process resume restores the env's generator exactly, below).
+        rank_seed = self.seed + 10_000 * self.global_rank + self.env_frames
         env = self.make_env(self.env_cfg.split, self.env_cfg.num_envs, rank_seed)
         self.collector = Collector(
             env,
@@ -405,9 +407,15 @@ class ContextualSAC(L.LightningModule):
         self._resume = state
 
     def _apply_resume_state(self, state: dict[str, Any]) -> None:
-        """Buffer, episodes in flight and RNG states, once the collector and buffer exist."""
+        """Buffer, episodes in flight and RNG states, once the collector and buffer exist.
+
+        Exact only in a single process: under DDP rank 0 writes the checkpoint, so every rank
+        restores rank 0's buffer and counters but keeps its own env seed and RNG streams.
+        """
         if "replay_buffer" in state:
             self.replay_buffer.load_state_dict(state["replay_buffer"])
+        if self.trainer.world_size > 1:
+            return
         if "carrier" in state:
             self.collector._carrier = state["carrier"].to(self.device)
             base_env = getattr(self.collector.env, "base_env", self.collector.env)
