@@ -130,6 +130,7 @@ class ContextualSAC(L.LightningModule):
         self.last_episode_return = float("nan")
         self.nonfinite_skipped = 0
         self.last_losses: dict[str, float] = {}  # of the latest update, for callbacks
+        self.timing = {"collect_s": 0.0, "update_s": 0.0}  # cumulative, for throughput measurements
         self._resume: dict[str, Any] | None = None  # state from a checkpoint, applied in on_fit_start
         self._env_poisoned = False  # a non-finite step was collected: do not checkpoint the env state
         # Built per rank in on_fit_start; plain attributes, so Lightning never moves or saves them.
@@ -255,6 +256,8 @@ class ContextualSAC(L.LightningModule):
             self._new_returns = None
         t2 = time.perf_counter()
 
+        self.timing["collect_s"] += t1 - t0
+        self.timing["update_s"] += t2 - t1
         self._log_step(metrics, collect_s=t1 - t0, update_s=t2 - t1, n_updates=self.updates - updates_before)
         if self.env_frames >= self.collector_cfg.total_frames:
             self.trainer.should_stop = True

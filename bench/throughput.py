@@ -1,0 +1,217 @@
+"""Training throughput: our `dr` and `dmash` (LightningModule + Trainer) vs a plain TorchRL SAC loop.
+
+    python bench/throughput.py [--quick] [--repeats 3] [--out bench/results/throughput.json]
+    python bench/throughput.py --scaling      # dmash over num_envs x batch x utd
+
+The reference is the loop TorchRL's sota SAC script runs: Collector -> TensorDictReplayBuffer ->
+SACLoss (twin Q) -> Adam -> SoftUpdate, no Lightning, on the same env (DI-Friction) and sizes.
+Each repeat runs in its own process (one torch thread), interleaved A B C A B C, so drift and
+warm caches hit all variants alike and peak memory (max RSS) is per variant. updates/s counts
+update time only (sample + losses + backward + step + target update); env steps/s counts
+collection time only. Prints a table and writes JSON with `ratio_dmash_vs_reference` and
+`ratio_dr_vs_reference` (median updates/s ratios).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_reference(num_envs: int, batch: int, utd: int, frames: int, hidden: int) -> dict:
+    import torch
+    from torchrl.collectors import Collector
+    from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
+    from torchrl.objectives import SACLoss, SoftUpdate
+
+    from lit_dmash.agents.sac import NetSpec, make_actor, make_qvalue
+    from lit_dmash.envs import make_env
+
+    torch.manual_seed(0)
+    env = make_env("di_friction", num_envs=num_envs)
+    spec = NetSpec(("observation",), env.observation_spec["observation"].shape[-1], (hidden, hidden))
+    action_spec = env.action_spec[0]
+    actor, qvalue = make_actor(spec, action_spec), make_qvalue(spec, action_spec.shape[-1])
+    loss = SACLoss(actor, qvalue, num_qvalue_nets=2, loss_function="l2", action_spec=action_spec)
+    loss.make_value_estimator(gamma=0.99)
+    updater = SoftUpdate(loss, tau=0.005)
+    optimizer = torch.optim.Adam(loss.parameters(), lr=3e-4)
+    rb = TensorDictReplayBuffer(storage=LazyTensorStorage(100_000), batch_size=batch)
+    collector = Collector(env, actor, frames_per_batch=num_envs, total_frames=frames, init_random_frames=batch)
+    collect_s = update_s = 0.0
+    updates = 0
+    t = time.perf_counter()
+    for data in collector:
+        rb.extend(data.reshape(-1))
+        t1 = time.perf_counter()
+        collect_s += t1 - t
+        if len(rb) >= batch:
+            for _ in range(utd):
+                out = loss(rb.sample())
+                total = out["loss_actor"] + out["loss_qvalue"] + out["loss_alpha"]
+                optimizer.zero_grad()
+                total.backward()
+                optimizer.step()
+                updater.step()
+                updates += 1
+        t = time.perf_counter()
+        update_s += t - t1
+    collector.shutdown()
+    return {"updates": updates, "update_s": update_s, "frames": frames, "collect_s": collect_s}
+
+
+def run_ours(method: str, num_envs: int, batch: int, utd: int, frames: int, hidden: int) -> dict:
+    import lightning as L
+
+    from lit_dmash.config import CollectorConfig, EnvConfig, SACConfig
+    from lit_dmash.module import ContextualSAC
+
+    module = ContextualSAC(
+        method=method,
+        env=EnvConfig(num_envs=num_envs),
+        collector=CollectorConfig(frames_per_batch=num_envs, total_frames=frames, init_random_frames=batch),
+        sac=SACConfig(hidden_dims=[hidden, hidden], batch_size=batch, utd=utd),
+    )
+    root = Path(os.environ.get("TMPDIR", "/tmp")) / f"lit_dmash_throughput_{os.getpid()}"
+    trainer = L.Trainer(
+        max_epochs=-1,
+        default_root_dir=root,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        log_every_n_steps=50,
+    )
+    trainer.fit(module)
+    return {
+        "updates": module.updates,
+        "update_s": module.timing["update_s"],
+        "frames": module.env_frames,
+        "collect_s": module.timing["collect_s"],
+    }
+
+
+def child(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    sizes = (args.num_envs, args.batch, args.utd, args.frames, args.hidden)
+    result = run_reference(*sizes) if args.variant == "reference" else run_ours(args.variant, *sizes)
+    result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def measure(variant: str, num_envs: int, batch: int, utd: int, frames: int, hidden: int) -> dict:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        variant,
+        f"--num-envs={num_envs}",
+        f"--batch={batch}",
+        f"--utd={utd}",
+        f"--frames={frames}",
+        f"--hidden={hidden}",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RL_WARNINGS": "0"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise RuntimeError(f"{variant} failed:\n{proc.stderr[-2000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {
+        "updates_per_s": out["updates"] / out["update_s"],
+        "env_steps_per_s": out["frames"] / out["collect_s"],
+        "max_rss_mb": out["max_rss_mb"],
+    }
+
+
+def summarise(samples: list[dict]) -> dict:
+    keys = samples[0].keys()
+    return {
+        key: {
+            "median": statistics.median(s[key] for s in samples),
+            "min": min(s[key] for s in samples),
+            "max": max(s[key] for s in samples),
+        }
+        for key in keys
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--child", dest="variant", help=argparse.SUPPRESS)
+    parser.add_argument("--num-envs", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--utd", type=int, default=1)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--frames", type=int, default=8_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="2 repeats of 3,000 frames")
+    parser.add_argument("--scaling", action="store_true", help="dmash over num_envs x batch x utd")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/throughput.json"))
+    args = parser.parse_args()
+    if args.variant:
+        return child(args)
+    if args.quick:
+        args.repeats, args.frames = 2, 3_000
+
+    sizes = dict(num_envs=args.num_envs, batch=args.batch, utd=args.utd, frames=args.frames, hidden=args.hidden)
+    variants = ["reference", "dr", "dmash"]
+    samples: dict[str, list[dict]] = {v: [] for v in variants}
+    for _, variant in itertools.product(range(args.repeats), variants):  # A B C A B C ...
+        samples[variant].append(measure(variant, **sizes))
+    result = {v: summarise(s) for v, s in samples.items()}
+    ref = result["reference"]["updates_per_s"]["median"]
+    report = {
+        "benchmark": "throughput",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": 1},
+        "sizes": sizes,
+        "repeats": args.repeats,
+        "variants": result,
+        "ratio_dr_vs_reference": result["dr"]["updates_per_s"]["median"] / ref,
+        "ratio_dmash_vs_reference": result["dmash"]["updates_per_s"]["median"] / ref,
+    }
+    print(f"sizes {sizes}, {args.repeats} interleaved repeats, median [min, max]")
+    print(f"{'variant':>10} {'updates/s':>24} {'env steps/s':>26} {'max RSS MB':>12} {'vs ref':>7}")
+    for v in variants:
+        u, e, m = (result[v][k] for k in ("updates_per_s", "env_steps_per_s", "max_rss_mb"))
+        print(
+            f"{v:>10} {u['median']:>8.1f} [{u['min']:6.1f}, {u['max']:6.1f}] "
+            f"{e['median']:>9.0f} [{e['min']:6.0f}, {e['max']:6.0f}] {m['median']:>12.0f} "
+            f"{u['median'] / ref:>6.2f}x"
+        )
+
+    if args.scaling:
+        rows = []
+        for num_envs, batch, utd in itertools.product([1, 8, 64, 256], [128, 256, 1024], [1, 4]):
+            frames = max(args.frames // 4, 4 * num_envs * 8)
+            m = measure("dmash", num_envs, batch, utd, frames, args.hidden)
+            rows.append({"num_envs": num_envs, "batch": batch, "utd": utd, **m})
+            print(
+                f"dmash num_envs={num_envs:>3} batch={batch:>4} utd={utd}: {m['updates_per_s']:7.1f} updates/s "
+                f"{m['env_steps_per_s']:9.0f} env steps/s"
+            )
+        report["scaling"] = rows
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(
+        f"ratio dr/reference {report['ratio_dr_vs_reference']:.2f}, "
+        f"dmash/reference {report['ratio_dmash_vs_reference']:.2f}; wrote {args.out}"
+    )
+
+
+if __name__ == "__main__":
+    main()
