@@ -105,6 +105,26 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path):
     assert not (tmp_path / "lightning_logs" / "version_1").exists(), "resumed in the same run folder"
 
 
+def test_ctrl_c_saves_a_checkpoint(tmp_path):
+    cmd = cli_command(
+        f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.enable_progress_bar=false",
+        "--model.collector.total_frames=10000000",
+        "--trainer.callbacks.every_n_frames=256",
+    )
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = tmp_path / "lightning_logs" / "version_0"
+    deadline = time.monotonic() + 120
+    while not (run / "eval.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "checkpoint (KeyboardInterrupt) saved" in err
+    checkpoint = run / "checkpoints" / "last.ckpt"
+    assert torch.load(checkpoint, weights_only=False)["lit_dmash"]["env_frames"] >= 256
+    assert checkpoint.stat().st_mode & 0o044, "readable like any file the user writes (umask), not 0600"
+
+
 def test_corrupt_truncated_and_mismatched_checkpoints_fail_clearly(tmp_path):
     fit(tiny(96, method="dr"), tmp_path)
     good = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
