@@ -208,3 +208,22 @@ def test_acting_never_masks_but_updates_do():
     _, z_masked = context.prepare_batch(batch.clone(), module.p_mask, module.p_mask_feature)
     assert torch.equal(z_unmasked, acting[0])
     assert not torch.equal(z_masked, acting[0]), "updates mask"
+
+
+@pytest.mark.parametrize("method", ["dmash", "dma", "dmash_separate"])
+def test_shared_entry_embedding_matches_embedding_both_windows(method):
+    """The fast path (phi once over K+1 entries) gives the losses of the plain one to 1e-5."""
+    module = tiny_module(method)
+    batch = collected_batch(module)
+    context = module.context_model
+    fast = batch.clone()
+    loss_fast, z_fast = context.prepare_batch(fast)
+    entry = transition_entry(batch["observation"], batch["action"], batch["next", "observation"])
+    next_window, next_mask = shift_window(batch["history"], batch["history_mask"], entry)
+    z_plain = context.embed(batch["history"], batch["history_mask"])
+    z_next_plain = context.embed(next_window, next_mask)
+    torch.testing.assert_close(z_fast, z_plain, rtol=0, atol=1e-5)
+    key = module.method.conditioning_key
+    torch.testing.assert_close(fast["next", key], context.conditioning(z_next_plain).detach(), rtol=0, atol=1e-5)
+    condition = context.hypernet(z_plain) if context.method.uses_adapter else z_plain
+    torch.testing.assert_close(loss_fast, context.dynamics_loss(batch, condition), rtol=0, atol=1e-5)

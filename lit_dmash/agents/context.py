@@ -96,9 +96,12 @@ class ContextModel(nn.Module):
         """
         window, mask = data["history"], data["history_mask"]
         entry = transition_entry(data["observation"], data["action"], data["next", "observation"])
-        next_window, next_mask = shift_window(window, mask, entry)
         batch = window.shape[0]
-        z_both = self.embed(torch.cat([window, next_window]), torch.cat([mask, next_mask]), p_mask, p_feature)
+        if p_feature > 0:  # feature masks differ per window: embed both windows in full
+            next_window, next_mask = shift_window(window, mask, entry)
+            z_both = self.embed(torch.cat([window, next_window]), torch.cat([mask, next_mask]), p_mask, p_feature)
+        else:
+            z_both = self._embed_t_and_next(window, mask, entry, p_mask)
         condition = self.conditioning(z_both)
         z = z_both[:batch]
         if self.method.uses_adapter and not self.method.shared_hypernet:
@@ -112,6 +115,25 @@ class ContextModel(nn.Module):
         data.set(key, condition[:batch])
         data.set(("next", key), condition[batch:])
         return loss, z
+
+    def _embed_t_and_next(
+        self, window: torch.Tensor, mask: torch.Tensor, entry: torch.Tensor, p_mask: float
+    ) -> torch.Tensor:
+        """`z` of the windows at t and t+1, `[2B, z]`, with `phi` run once per distinct entry.
+
+        The window at t+1 is the window at t shifted by one entry (`shift_window`), so the K+1
+        entries `[window, entry]` hold both: positions 0..K-1 are t's, 1..K are t+1's. Entry
+        dropping stays independent per window. Equal to `embed` on both windows (tested to 1e-5)
+        at 17/32 of its encoder cost.
+        """
+        entries = torch.cat([window, entry.unsqueeze(-2)], dim=-2)
+        if self.method.normalize:
+            entries = self.normalizer(entries)
+        features = self.encoder.phi(entries)
+        next_mask = torch.cat([mask[..., 1:], torch.ones_like(mask[..., :1])], dim=-1)
+        z = self.encoder.pool(features[..., :-1, :], drop_entries(mask, p_mask))
+        z_next = self.encoder.pool(features[..., 1:, :], drop_entries(next_mask, p_mask))
+        return torch.cat([z, z_next])
 
     def policy_module(self) -> TensorDictModule:
         """history -> conditioning, for acting: no masking; the normaliser is only read."""

@@ -29,8 +29,16 @@ class SetEncoder(nn.Module):
         self.layer_norm = nn.LayerNorm(z_dim, elementwise_affine=False) if output_norm == "layernorm" else None
 
     def forward(self, window: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        weights = mask.to(window.dtype).unsqueeze(-1)
-        pooled = (self.phi(window) * weights).sum(-2) / weights.sum(-2).clamp_min(1.0)
+        return self.pool(self.phi(window), mask)
+
+    def pool(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Masked mean of per-entry features `[..., K, z]`, then output normalisation.
+
+        Split from `forward` so that overlapping windows (t and t+1 share K-1 entries) can run
+        `phi` once per distinct entry and pool each window from the same features.
+        """
+        weights = mask.to(features.dtype).unsqueeze(-1)
+        pooled = (features * weights).sum(-2) / weights.sum(-2).clamp_min(1.0)
         if self.output_norm == "l2":
             return F.normalize(pooled, dim=-1, eps=1e-6)
         if self.layer_norm is not None:
