@@ -78,7 +78,9 @@ class VarianceDiagnostics(L.Callback):
     def estimate(self, pl_module: L.LightningModule) -> tuple[torch.Tensor, torch.Tensor]:
         """([total, within, between], mean actor gradient) from one replay sample."""
         size = self.minibatch_size or pl_module.sac_cfg.batch_size
-        sample = pl_module.replay_buffer.sample(self.k * size).to(pl_module.device)
+        buffer = pl_module.replay_buffer
+        # Index rather than buffer.sample(n): a size other than the buffer's own batch_size warns on every call.
+        sample = buffer[torch.randint(len(buffer), (self.k * size,))].to(pl_module.device)
         if pl_module.context_model is not None:
             with torch.no_grad():
                 pl_module.context_model.prepare_batch(sample, p_mask=0.0)

@@ -82,7 +82,7 @@ def test_every_method_fits_a_few_steps(method, tmp_path):
     assert module.env_frames == 96
     assert module.updates == 2 * (96 - 32) // 16 + 2
     assert trainer.global_step == module.updates, "one optimizer step per update"
-    stored = set(module.replay_buffer.sample(4).keys(True, True))
+    stored = set(module.replay_buffer[:4].keys(True, True))
     assert ("next", "history") not in stored and "loc" not in stored, "derived keys are not stored"
     assert ("history" in stored) == module.method.infers_context
     assert torch.isfinite(module.evaluate("eval_out", episodes=2, seed=0)).all()
