@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import copy
 import itertools
-import random
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase, TensorDictSequential
@@ -29,7 +27,6 @@ from torchrl.envs import EnvBase, RewardSum, TransformedEnv
 
 from lit_dmash.agents.context import ContextModel
 from lit_dmash.agents.sac import NetSpec, make_actor, make_optimizer, make_qvalue, make_sac_loss, make_target_updater
-from lit_dmash.checkpointing import CheckpointError
 from lit_dmash.config import CollectorConfig, ContextConfig, EnvConfig, SACConfig
 from lit_dmash.envs import context_space, make_env
 from lit_dmash.envs.history import TransitionHistory
@@ -37,6 +34,7 @@ from lit_dmash.errors import ConfigError, check_choice
 from lit_dmash.evaluation import evaluate_policy
 from lit_dmash.memory import check_buffer_fits, transition_bytes
 from lit_dmash.methods import get_method
+from lit_dmash.run_state import apply_training_state, check_compatible, training_state
 
 
 class NonFiniteError(RuntimeError):
@@ -132,7 +130,7 @@ class ContextualSAC(L.LightningModule):
         self.last_losses: dict[str, float] = {}  # of the latest update, for callbacks
         self.timing = {"collect_s": 0.0, "update_s": 0.0}  # cumulative, for throughput measurements
         self._resume: dict[str, Any] | None = None  # state from a checkpoint, applied in on_fit_start
-        self._env_poisoned = False  # a non-finite step was collected: do not checkpoint the env state
+        self.env_poisoned = False  # a non-finite step was collected: do not checkpoint the env state
         # Built per rank in on_fit_start; plain attributes, so Lightning never moves or saves them.
         self.collector: Collector | None = None
         self._batches: Iterator[TensorDictBase] | None = None
@@ -218,7 +216,7 @@ class ContextualSAC(L.LightningModule):
             batch_size=self.sac_cfg.batch_size,
         )
         if self._resume is not None:
-            self._apply_resume_state(self._resume)
+            apply_training_state(self, self._resume)
             self._resume = None
         self._batches = iter(self.collector)
 
@@ -267,7 +265,7 @@ class ContextualSAC(L.LightningModule):
         keys = ["observation", ("next", "observation"), ("next", "reward")]
         if all(torch.isfinite(data[key]).all() for key in keys):
             return True
-        self._env_poisoned = True  # its episodes in flight carry the bad values
+        self.env_poisoned = True  # its episodes in flight carry the bad values
         return self._nonfinite(what)
 
     def _nonfinite(self, what: str) -> bool:
@@ -349,84 +347,15 @@ class ContextualSAC(L.LightningModule):
         self.log("return", self.last_episode_return, prog_bar=True, logger=False, batch_size=1)
 
     # ----------------------------------------------------------------------------- checkpoints
-    def architecture(self) -> dict[str, Any]:
-        """What a checkpoint must agree on to be loaded into this module."""
-        arch = {
-            "method": self.method.name,
-            "env.name": self.env_cfg.name,
-            "sac.hidden_dims": list(self.sac_cfg.hidden_dims),
-        }
-        if self.context_model is not None:
-            cfg = self.context_cfg
-            arch.update(
-                {
-                    "context.history_len": cfg.history_len,
-                    "context.z_dim": cfg.z_dim,
-                    "context.encoder_hidden": list(cfg.encoder_hidden),
-                    "context.adapter_kind": cfg.adapter_kind,
-                    "context.adapter_rank": cfg.adapter_rank,
-                    "context.hypernet_hidden": list(cfg.hypernet_hidden),
-                    "context.dynamics_hidden": cfg.dynamics_widths(self.sac_cfg.hidden_dims),
-                }
-            )
-        return arch
-
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Beyond Lightning's weights, optimiser and loop state: what an exact resume needs.
-        state: dict[str, Any] = {
-            "architecture": self.architecture(),
-            "env_frames": self.env_frames,
-            "updates": self.updates,
-            "episodes": self.episodes,
-            "nonfinite_skipped": self.nonfinite_skipped,
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
-        }
-        if self.replay_buffer is not None:
-            state["replay_buffer"] = self.replay_buffer.state_dict()
-        if self.collector is not None and not self._env_poisoned:
-            # The collector's carried tensordict (current observations, windows, running returns) and
-            # the env's own state continue the episodes in flight. `_carrier` is TorchRL-internal
-            # (0.14): there is no public API to checkpoint a collector mid-rollout.
-            carrier = getattr(self.collector, "_carrier", None)
-            if carrier is not None:
-                state["carrier"] = carrier.clone()
-            base_env = getattr(self.collector.env, "base_env", self.collector.env)
-            if hasattr(base_env, "env_state"):
-                state["env"] = base_env.env_state()
-        checkpoint["lit_dmash"] = state
+        checkpoint["lit_dmash"] = training_state(self)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("lit_dmash")
-        if state is None:
-            raise CheckpointError("not a lit-dmash checkpoint (no 'lit_dmash' entry)")
-        mine = self.architecture()
-        for field, saved in state["architecture"].items():
-            if mine.get(field) != saved:
-                raise CheckpointError(
-                    f"checkpoint does not match this run: it has {field}={saved!r}, this run has {mine.get(field)!r}"
-                )
+        check_compatible(self, state)  # before Lightning loads weights of the wrong shape
         self.env_frames, self.updates = state["env_frames"], state["updates"]
         self.episodes, self.nonfinite_skipped = state["episodes"], state.get("nonfinite_skipped", 0)
-        self._resume = state
-
-    def _apply_resume_state(self, state: dict[str, Any]) -> None:
-        """Buffer, episodes in flight and RNG states, once the collector and buffer exist.
-
-        Exact only in a single process: under DDP rank 0 writes the checkpoint, so every rank
-        restores rank 0's buffer and counters but keeps its own env seed and RNG streams.
-        """
-        if "replay_buffer" in state:
-            self.replay_buffer.load_state_dict(state["replay_buffer"])
-        if self.trainer.world_size > 1:
-            return
-        if "carrier" in state:
-            self.collector._carrier = state["carrier"].to(self.device)
-            base_env = getattr(self.collector.env, "base_env", self.collector.env)
-            if "env" in state and hasattr(base_env, "load_env_state"):
-                base_env.load_env_state(state["env"])
-        torch.set_rng_state(state["rng"]["torch"])
-        np.random.set_state(state["rng"]["numpy"])
-        random.setstate(state["rng"]["python"])
+        self._resume = state  # the rest needs the collector and buffer: applied in on_fit_start
 
     # ----------------------------------------------------------------------------- evaluation
     def evaluate(self, split: str, episodes: int, seed: int) -> torch.Tensor:

@@ -1,0 +1,97 @@
+"""What a checkpoint holds beyond Lightning's weights, optimiser and loop state, and its checks.
+
+An exact resume needs the replay buffer, our counters, the RNG states (torch, numpy, python:
+policy sampling, buffer sampling and masking all draw from them), and the episodes in flight:
+the collector's carried tensordict (observations, transition windows, running returns) and the
+env's own state (DI-Friction: positions, velocities, step counts, contexts, its generator).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from lit_dmash.checkpointing import CheckpointError
+
+
+def architecture(module: L.LightningModule) -> dict[str, Any]:
+    """What a checkpoint must agree on to be loaded into `module`."""
+    arch = {
+        "method": module.method.name,
+        "env.name": module.env_cfg.name,
+        "sac.hidden_dims": list(module.sac_cfg.hidden_dims),
+    }
+    if module.context_model is not None:
+        cfg = module.context_cfg
+        arch.update(
+            {
+                "context.history_len": cfg.history_len,
+                "context.z_dim": cfg.z_dim,
+                "context.encoder_hidden": list(cfg.encoder_hidden),
+                "context.adapter_kind": cfg.adapter_kind,
+                "context.adapter_rank": cfg.adapter_rank,
+                "context.hypernet_hidden": list(cfg.hypernet_hidden),
+                "context.dynamics_hidden": cfg.dynamics_widths(module.sac_cfg.hidden_dims),
+            }
+        )
+    return arch
+
+
+def training_state(module: L.LightningModule) -> dict[str, Any]:
+    """The `"lit_dmash"` entry of a checkpoint."""
+    state: dict[str, Any] = {
+        "architecture": architecture(module),
+        "env_frames": module.env_frames,
+        "updates": module.updates,
+        "episodes": module.episodes,
+        "nonfinite_skipped": module.nonfinite_skipped,
+        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+    }
+    if module.replay_buffer is not None:
+        state["replay_buffer"] = module.replay_buffer.state_dict()
+    if module.collector is not None and not module.env_poisoned:
+        # `_carrier` is TorchRL-internal (0.14): there is no public API to checkpoint a collector
+        # mid-rollout, and without it a resume would restart every episode in flight.
+        carrier = getattr(module.collector, "_carrier", None)
+        if carrier is not None:
+            state["carrier"] = carrier.clone()
+        base_env = getattr(module.collector.env, "base_env", module.collector.env)
+        if hasattr(base_env, "env_state"):
+            state["env"] = base_env.env_state()
+    return state
+
+
+def check_compatible(module: L.LightningModule, state: dict[str, Any] | None) -> None:
+    """Raise a `CheckpointError` naming the first field where the checkpoint and `module` differ."""
+    if state is None:
+        raise CheckpointError("not a lit-dmash checkpoint (no 'lit_dmash' entry)")
+    mine = architecture(module)
+    for field, saved in state["architecture"].items():
+        if mine.get(field) != saved:
+            raise CheckpointError(
+                f"checkpoint does not match this run: it has {field}={saved!r}, this run has {mine.get(field)!r}"
+            )
+
+
+def apply_training_state(module: L.LightningModule, state: dict[str, Any]) -> None:
+    """Buffer, episodes in flight and RNG states, once the collector and buffer exist.
+
+    Exact only in a single process: under DDP rank 0 writes the checkpoint, so every rank
+    restores rank 0's buffer but keeps its own env seed and RNG streams.
+    """
+    if "replay_buffer" in state:
+        module.replay_buffer.load_state_dict(state["replay_buffer"])
+    if module.trainer.world_size > 1:
+        return
+    if "carrier" in state:
+        module.collector._carrier = state["carrier"].to(module.device)
+        base_env = getattr(module.collector.env, "base_env", module.collector.env)
+        if "env" in state and hasattr(base_env, "load_env_state"):
+            base_env.load_env_state(state["env"])
+    torch.set_rng_state(state["rng"]["torch"])
+    np.random.set_state(state["rng"]["numpy"])
+    random.setstate(state["rng"]["python"])
