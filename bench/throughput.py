@@ -196,7 +196,8 @@ def main() -> None:
     if args.scaling:
         rows = []
         for num_envs, batch, utd in itertools.product([1, 8, 64, 256], [128, 256, 1024], [1, 4]):
-            frames = max(args.frames // 4, 4 * num_envs * 8)
+            # Past the warm-up (init_random_frames = batch) with at least 64 collection steps of updates.
+            frames = max(args.frames // 4, batch + 64 * num_envs)
             m = measure("dmash", num_envs, batch, utd, frames, args.hidden)
             rows.append({"num_envs": num_envs, "batch": batch, "utd": utd, **m})
             print(
