@@ -188,7 +188,7 @@ class ContextualSAC(L.LightningModule):
 
         The policy's outputs, the acting-time conditioning, and the window at t+1 (derived from
         the window at t by `shift_window`). For `dmash` on DI-Friction (K=16) this cuts a stored
-        transition from 1,922 to 738 bytes.
+        transition from 1,922 to 746 bytes (`bytes_per_transition`, the collector's trajectory id included).
         """
         keys: list = ["loc", "scale"]
         if self.context_model is not None:
@@ -239,10 +239,11 @@ class ContextualSAC(L.LightningModule):
         t1 = time.perf_counter()
         updates_before = self.updates
         metrics: dict[str, float] = {}
+        episode_return = None
         finite = self._finite_or_handled(data, "observation or reward in collected data")
         self.env_frames += data.numel()  # a dropped batch was still collected: it counts against the budget
         if finite:
-            self._record_episodes(data)
+            episode_return = self._record_episodes(data)
             if self.context_model is not None:
                 self.context_model.update_normalizer(data)
             self.replay_buffer.extend(data.exclude(*self.unstored_keys).reshape(-1))
@@ -250,13 +251,11 @@ class ContextualSAC(L.LightningModule):
             if self.env_frames >= learning_starts:
                 for _ in range(self.sac_cfg.utd):
                     metrics = self.update(self.replay_buffer.sample().to(self.device)) or metrics
-        else:
-            self._new_returns = None
         t2 = time.perf_counter()
 
         self.timing["collect_s"] += t1 - t0
         self.timing["update_s"] += t2 - t1
-        self._log_step(metrics, collect_s=t1 - t0, update_s=t2 - t1, n_updates=self.updates - updates_before)
+        self._log_step(metrics, episode_return, t1 - t0, t2 - t1, n_updates=self.updates - updates_before)
         if self.env_frames >= self.collector_cfg.total_frames:
             self.trainer.should_stop = True
 
@@ -314,17 +313,19 @@ class ContextualSAC(L.LightningModule):
         self.last_losses = {key: value.item() for key, value in losses.items()}
         return self.last_losses
 
-    def _record_episodes(self, data: TensorDictBase) -> None:
+    def _record_episodes(self, data: TensorDictBase) -> float | None:
+        """Count the episodes that ended in `data`; their mean return, or None if none ended."""
         done = data["next", "done"].squeeze(-1)
-        if done.any():
-            returns = data["next", "episode_reward"][done]
-            self.episodes += returns.numel()
-            self.last_episode_return = returns.mean().item()
-            self._new_returns = returns.mean().item()
-        else:
-            self._new_returns = None
+        if not done.any():
+            return None
+        returns = data["next", "episode_reward"][done]
+        self.episodes += returns.numel()
+        self.last_episode_return = returns.mean().item()
+        return self.last_episode_return
 
-    def _log_step(self, metrics: dict[str, float], collect_s: float, update_s: float, n_updates: int) -> None:
+    def _log_step(
+        self, metrics: dict[str, float], episode_return: float | None, collect_s: float, update_s: float, n_updates: int
+    ) -> None:
         log: dict[str, float] = {
             "step": float(self.env_frames),  # x-axis of every logged metric: env frames
             "train/env_frames": float(self.env_frames),
@@ -334,8 +335,8 @@ class ContextualSAC(L.LightningModule):
             "time/collect_s": collect_s,
             "time/env_steps_per_s": self.collector_cfg.frames_per_batch / max(collect_s, 1e-9),
         }
-        if self._new_returns is not None:
-            log["train/episode_return"] = self._new_returns
+        if episode_return is not None:
+            log["train/episode_return"] = episode_return
         if n_updates:
             log["time/update_s"] = update_s
             log["time/updates_per_s"] = n_updates / max(update_s, 1e-9)
