@@ -9,11 +9,10 @@ import torch
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
-from torchrl.envs import ExplorationType, set_exploration_type
 
 from callbacks.periodic import Periodic
 from lit_dmash.diagnostics import angle_deg, mean_resultant_length, mode_ids
-from lit_dmash.evaluation import split_seed
+from lit_dmash.evaluation import deterministic_rollout, split_seed
 
 
 class RepresentationDiagnostics(L.Callback):
@@ -82,20 +81,12 @@ class RepresentationDiagnostics(L.Callback):
     def embed_split(self, pl_module: L.LightningModule, split: str):
         context = pl_module.context_model
         env = pl_module.make_env(split, self.episodes, split_seed(self.seed, split))
-        with set_exploration_type(ExplorationType.DETERMINISTIC):
-            rollout = env.rollout(
-                pl_module.eval_max_steps, pl_module.policy, break_when_any_done=False, break_when_all_done=True
-            )
+        rollout = deterministic_rollout(env, pl_module.policy, pl_module.eval_max_steps)
         env.close()
         full = rollout["history_mask"].all(-1)  # windows holding K transitions of the same episode
         data = rollout[full]
         z = context.embed(data["history"], data["history_mask"])
-        condition = context.hypernet(z) if context.method.uses_adapter else z
-        entry = context.normalizer(
-            torch.cat([data["observation"], data["action"], data["next", "observation"] - data["observation"]], -1)
-        )
-        inputs, target = entry.split([context.obs_dim + context.action_dim, context.obs_dim], dim=-1)
-        errors = (context.dynamics(inputs, condition) - target).pow(2).mean(-1)
+        errors = context.dynamics_errors(data, context.dynamics_condition(z))
         modes, labels = mode_ids(data["context"], pl_module.num_actuators)
         return z.cpu(), modes.cpu(), errors.cpu(), labels
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import zlib
 
 import torch
+from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from torchrl.envs import EnvBase, ExplorationType, set_exploration_type
 
@@ -25,10 +26,15 @@ def first_episode_returns(reward: torch.Tensor, done: torch.Tensor) -> torch.Ten
 
 
 @torch.no_grad()
+def deterministic_rollout(env: EnvBase, policy: TensorDictModuleBase, max_steps: int) -> TensorDictBase:
+    """The policy's mode in every sub-env until all have finished an episode (or `max_steps`): `[num_envs, T]`."""
+    with set_exploration_type(ExplorationType.DETERMINISTIC):
+        return env.rollout(max_steps, policy, break_when_any_done=False, break_when_all_done=True)
+
+
 def evaluate_policy(env: EnvBase, policy: TensorDictModuleBase, max_steps: int) -> torch.Tensor:
     """Run the policy's mode (deterministic) for one episode in every sub-env; returns `[num_envs]`."""
-    with set_exploration_type(ExplorationType.DETERMINISTIC):
-        rollout = env.rollout(max_steps, policy, break_when_any_done=False, break_when_all_done=True)
+    rollout = deterministic_rollout(env, policy, max_steps)
     done = rollout["next", "done"]
     if not done.any(dim=1).all():
         raise RuntimeError(f"an evaluation episode did not finish within {max_steps} steps; raise eval_max_steps")

@@ -225,5 +225,6 @@ def test_shared_entry_embedding_matches_embedding_both_windows(method):
     torch.testing.assert_close(z_fast, z_plain, rtol=0, atol=1e-5)
     key = module.method.conditioning_key
     torch.testing.assert_close(fast["next", key], context.conditioning(z_next_plain).detach(), rtol=0, atol=1e-5)
-    condition = context.hypernet(z_plain) if context.method.uses_adapter else z_plain
-    torch.testing.assert_close(loss_fast, context.dynamics_loss(batch, condition), rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        loss_fast, context.dynamics_loss(batch, context.dynamics_condition(z_plain)), rtol=0, atol=1e-5
+    )

@@ -11,7 +11,6 @@ a module shared by both into independent copies; see shared/PITFALLS.md.)
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModule
 from torch import nn
@@ -76,11 +75,20 @@ class ContextModel(nn.Module):
             return self.hypernet(z)
         return z
 
-    def dynamics_loss(self, data: TensorDictBase, condition: torch.Tensor) -> torch.Tensor:
-        """MSE of the predicted normalised `Δo` given adapter parameters (or `z`); trains f, H and E."""
+    def dynamics_condition(self, z: torch.Tensor) -> torch.Tensor:
+        """What the dynamics model reads: adapter parameters from `hypernet` (shared, or its own in
+        the `separate` ablation), or `z` itself for the concatenation methods."""
+        return self.hypernet(z) if self.method.uses_adapter else z
+
+    def dynamics_errors(self, data: TensorDictBase, condition: torch.Tensor) -> torch.Tensor:
+        """Per-transition squared error of the predicted normalised `Δo`, averaged over features: `[B]`."""
         entry = self.normalizer(transition_entry(data["observation"], data["action"], data["next", "observation"]))
         inputs, target = entry.split([self.obs_dim + self.action_dim, self.obs_dim], dim=-1)
-        return F.mse_loss(self.dynamics(inputs, condition), target)
+        return (self.dynamics(inputs, condition) - target).pow(2).mean(-1)
+
+    def dynamics_loss(self, data: TensorDictBase, condition: torch.Tensor) -> torch.Tensor:
+        """MSE of the predicted normalised `Δo` given adapter parameters (or `z`); trains f, H and E."""
+        return self.dynamics_errors(data, condition).mean()
 
     # -- one update -----------------------------------------------------------------------------
     def prepare_batch(
@@ -105,7 +113,7 @@ class ContextModel(nn.Module):
         condition = self.conditioning(z_both)
         z = z_both[:batch]
         if self.method.uses_adapter and not self.method.shared_hypernet:
-            dynamics_condition = self.hypernet(z)  # separate: the dynamics model's own hypernetwork
+            dynamics_condition = self.dynamics_condition(z)  # separate: the dynamics model's own hypernetwork
         else:
             dynamics_condition = condition[:batch]
         loss = self.dynamics_loss(data, dynamics_condition)
