@@ -10,12 +10,12 @@ from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
-from callbacks.periodic import Periodic
+from callbacks.periodic import EveryNFrames
 from lit_dmash.diagnostics import angle_deg, mean_resultant_length, mode_ids
 from lit_dmash.evaluation import deterministic_rollout, split_seed
 
 
-class RepresentationDiagnostics(L.Callback):
+class RepresentationDiagnostics(EveryNFrames):
     """Every `every_n_frames` env frames (and at the end), embed full windows from every split.
 
     Runs the deterministic policy for one episode in each of `episodes` sub-envs per split and
@@ -34,9 +34,8 @@ class RepresentationDiagnostics(L.Callback):
     """
 
     def __init__(self, every_n_frames: NonNegativeInt = 10_000, episodes: PositiveInt = 16, seed: int = 54_321) -> None:
-        self.every_n_frames, self.episodes, self.seed = every_n_frames, episodes, seed
-        self._period = Periodic(every_n_frames)
-        self._last = -1
+        super().__init__(every_n_frames)
+        self.episodes, self.seed = episodes, seed
         self.history: list[dict[str, float]] = []
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -47,25 +46,10 @@ class RepresentationDiagnostics(L.Callback):
     def state_key(self) -> str:
         return self._generate_state_key(seed=self.seed, episodes=self.episodes, every=self.every_n_frames)
 
-    def state_dict(self) -> dict:
-        return {"next": self._period.next, "last": self._last}
-
-    def load_state_dict(self, state: dict) -> None:
-        self._period.next, self._last = state["next"], state["last"]
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
-        if self._period.due(pl_module.env_frames):
-            self.run(trainer, pl_module)
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if pl_module.env_frames != self._last:
-            self.run(trainer, pl_module)
-
     @rank_zero_only
     def run(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if pl_module.context_model is None:
             return
-        self._last = pl_module.env_frames
         metrics, embeddings = {}, {}
         for split in pl_module.split_names:
             z, modes, errors, labels = self.embed_split(pl_module, split)

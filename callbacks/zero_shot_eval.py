@@ -8,13 +8,13 @@ import lightning as L
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch.utilities import rank_zero_only
 
-from callbacks.periodic import Periodic
+from callbacks.periodic import EveryNFrames
 from lit_dmash.errors import ConfigError
 from lit_dmash.evaluation import split_seed
 from lit_dmash.io import atomic_write_json
 
 
-class ZeroShotEvaluation(L.Callback):
+class ZeroShotEvaluation(EveryNFrames):
     """Every `every_n_frames` env frames and at the end, evaluate the deterministic policy.
 
     Each split runs `episodes` episodes (one per sub-env of a batched env) from a fixed seed
@@ -47,14 +47,12 @@ class ZeroShotEvaluation(L.Callback):
             raise ConfigError("ZeroShotEvaluation.every_n_frames", every_n_frames, "expected an integer >= 0")
         if not isinstance(episodes, int) or episodes < 1:
             raise ConfigError("ZeroShotEvaluation.episodes", episodes, "expected an integer >= 1")
-        self.every_n_frames = every_n_frames
+        super().__init__(every_n_frames)
         self.episodes = episodes
         self.seed = seed
         self.splits = splits
         self.filename = filename
         self.history: list[dict] = []
-        self._period = Periodic(every_n_frames)
-        self._last_eval_frames = -1
         self._out_dir: Path | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -72,21 +70,14 @@ class ZeroShotEvaluation(L.Callback):
 
     def state_dict(self) -> dict:
         # A resumed run continues the schedule and appends to eval.json instead of starting over.
-        return {"history": self.history, "next": self._period.next, "last": self._last_eval_frames}
+        return {**super().state_dict(), "history": self.history}
 
     def load_state_dict(self, state: dict) -> None:
-        self.history, self._period.next, self._last_eval_frames = state["history"], state["next"], state["last"]
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
-        if self._period.due(pl_module.env_frames):
-            self.evaluate(trainer, pl_module)
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if pl_module.env_frames != self._last_eval_frames:
-            self.evaluate(trainer, pl_module)
+        super().load_state_dict(state)
+        self.history = state["history"]
 
     @rank_zero_only
-    def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, dict]:
+    def run(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         was_training = pl_module.training
         pl_module.eval()
         try:
@@ -100,7 +91,6 @@ class ZeroShotEvaluation(L.Callback):
                 }
         finally:
             pl_module.train(was_training)
-        self._last_eval_frames = pl_module.env_frames
         entry = {"env_frames": pl_module.env_frames, "updates": pl_module.updates, "splits": results}
         self.history.append(entry)
         metrics = {}
@@ -112,4 +102,3 @@ class ZeroShotEvaluation(L.Callback):
             logger.save()
         if self._out_dir is not None:
             atomic_write_json(self._out_dir / self.filename, {"evaluations": self.history})
-        return results
