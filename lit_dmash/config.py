@@ -26,18 +26,23 @@ class EnvConfig:
         split: Context split the training episodes draw from.
         num_envs: Sub-environments stepped together in one batched call.
         context_file: YAML context space to use instead of `conf/envs/<name>.yaml`.
+        horizon: Episode length in env steps; None keeps the env's default (DI-Friction 50,
+            MuJoCo domains 1000). Episodes may end earlier (e.g. WalkerGym falls).
     """
 
     name: str = "di_friction"
     split: str = "train"
     num_envs: int = 8
     context_file: str | None = None
+    horizon: int | None = None
 
     def validate(self) -> None:
         from lit_dmash.envs import context_space, env_names
 
         check_choice("env.name", self.name, env_names())
         _check_int("env.num_envs", self.num_envs)
+        if self.horizon is not None:
+            _check_int("env.horizon", self.horizon)
         space = context_space(self.name, self.context_file)
         if self.split not in space.splits:
             raise ConfigError("env.split", self.split, f"env {self.name!r} defines splits {space.split_names}")

@@ -84,6 +84,8 @@ class ContextualSAC(L.LightningModule):
         check_choice("on_nonfinite", on_nonfinite, ("stop", "skip"))
         if not isinstance(eval_max_steps, int) or eval_max_steps < 1:
             raise ConfigError("eval_max_steps", eval_max_steps, "expected an integer >= 1")
+        if env.horizon is not None and env.horizon > eval_max_steps:
+            raise ConfigError("eval_max_steps", eval_max_steps, f"expected >= model.env.horizon={env.horizon}")
 
         super().__init__()
         self.save_hyperparameters()
@@ -93,7 +95,7 @@ class ContextualSAC(L.LightningModule):
         L.seed_everything(seed, verbose=False)
 
         self.context_space = context_space(env.name, env.context_file)
-        probe = make_env(env.name, env.split, num_envs=1, seed=seed, context_file=env.context_file)
+        probe = make_env(env.name, env.split, num_envs=1, seed=seed, context_file=env.context_file, horizon=env.horizon)
         self.action_spec = probe.action_spec[0]
         self.obs_dim = probe.observation_spec["observation"].shape[-1]
         self.context_dim = probe.observation_spec["context"].shape[-1]
@@ -166,6 +168,7 @@ class ContextualSAC(L.LightningModule):
             seed=seed,
             device=self.device,
             context_file=self.env_cfg.context_file,
+            horizon=self.env_cfg.horizon,
         )
         env = TransformedEnv(base, RewardSum())
         if self.context_model is not None:
@@ -173,6 +176,12 @@ class ContextualSAC(L.LightningModule):
                 TransitionHistory(self.context_cfg.history_len, self.obs_dim, self.action_spec.shape[-1])
             )
         return env
+
+    @property
+    def sim_failures(self) -> int:
+        """Training episodes the simulator ended early by instability (MuJoCo envs count them)."""
+        env = self.collector.env.base_env if self.collector is not None else None
+        return getattr(env, "sim_failures", 0)
 
     @property
     def split_names(self) -> list[str]:
@@ -332,6 +341,7 @@ class ContextualSAC(L.LightningModule):
             "train/updates": float(self.updates),
             "train/episodes": float(self.episodes),
             "train/nonfinite_skipped": float(self.nonfinite_skipped),
+            "train/sim_failures": float(self.sim_failures),
             "time/collect_s": collect_s,
             "time/env_steps_per_s": self.collector_cfg.frames_per_batch / max(collect_s, 1e-9),
         }

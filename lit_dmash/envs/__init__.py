@@ -6,6 +6,8 @@ from lit_dmash.envs.registry import context_space, env_names, make_env, register
 
 register_env("di_friction")(DIFrictionEnv)
 
+from lit_dmash.envs import aib  # noqa: E402,F401  (registers the MuJoCo domains)
+
 __all__ = [
     "ContextSampler",
     "ContextSpace",

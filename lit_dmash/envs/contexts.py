@@ -1,8 +1,10 @@
 """Context spaces and their named splits, defined as data (YAML under `conf/envs/`).
 
-A context is a float vector: one entry per actuator (+1.0 or -1.0, the actuator's sign), then
-one entry per continuous parameter (friction, mass, ...). A split says which sign patterns and
-which parameter ranges an episode may draw its context from:
+A context is a float vector: one entry per actuator (+1.0 or -1.0, the actuator's sign), then,
+in a space with `permutation: true`, one entry per actuator giving which policy output drives it
+(a permutation of `0..num_actuators-1`, stored as floats), then one entry per continuous
+parameter (friction, mass, ...). Simulated actuator `i` receives `sign[i] * action[perm[i]]`.
+A split says which sign patterns, permutations and parameter ranges an episode may draw from:
 
 ```yaml
 num_actuators: 2
@@ -11,7 +13,10 @@ splits:
   train:
     signs: [[1, 1], [1, -1], [-1, 1]]   # sign patterns, drawn uniformly
     friction: [[0.5, 1.5]]               # a list of [low, high] ranges
+    # perms: [[0, 1], [1, 0]]            # only (and then required) when `permutation: true`
 ```
+
+Sign patterns, permutations and parameters are drawn independently of each other.
 
 A value is drawn from a list of ranges by picking a range with probability proportional to its
 length (so the union is sampled uniformly) and then uniformly inside it; `[v, v]` is a point.
@@ -43,14 +48,20 @@ class Split:
     name: str
     sign_patterns: tuple[tuple[float, ...], ...]
     param_ranges: tuple[tuple[Range, ...], ...]  # one tuple of ranges per parameter
+    permutations: tuple[tuple[int, ...], ...] | None = None  # None: actuators keep their order
 
     def contains(self, context: torch.Tensor) -> torch.Tensor:
         """Boolean mask `[N]`: whether each context `[N, D]` could have been drawn from this split."""
         num_act = len(self.sign_patterns[0])
         patterns = torch.tensor(self.sign_patterns, dtype=context.dtype, device=context.device)
         ok = (context[:, None, :num_act] == patterns[None]).all(-1).any(-1)
+        first_param = num_act
+        if self.permutations is not None:
+            perms = torch.tensor(self.permutations, dtype=context.dtype, device=context.device)
+            ok &= (context[:, None, num_act : 2 * num_act] == perms[None]).all(-1).any(-1)
+            first_param = 2 * num_act
         for i, ranges in enumerate(self.param_ranges):
-            value = context[:, num_act + i]
+            value = context[:, first_param + i]
             in_any = torch.zeros_like(ok)
             for low, high in ranges:
                 in_any |= (value >= low - 1e-6) & (value <= high + 1e-6)
@@ -66,11 +77,17 @@ class ContextSpace:
     num_actuators: int
     param_names: tuple[str, ...]
     splits: dict[str, Split]
+    permutation: bool = False
 
     @property
     def dim(self) -> int:
-        """Length of the context vector: one sign per actuator, then the parameters."""
-        return self.num_actuators + len(self.param_names)
+        """Length of the context vector: signs, the permutation (if any), then the parameters."""
+        return self.num_actuators * (2 if self.permutation else 1) + len(self.param_names)
+
+    @property
+    def param_offset(self) -> int:
+        """Index of the first continuous parameter in the context vector."""
+        return self.num_actuators * (2 if self.permutation else 1)
 
     @property
     def split_names(self) -> list[str]:
@@ -93,23 +110,30 @@ class ContextSpace:
         params = data.get("params", [])
         if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
             raise ConfigError(f"{env}.params", params, "expected a list of parameter names")
+        permutation = data.get("permutation", False)
+        if not isinstance(permutation, bool):
+            raise ConfigError(f"{env}.permutation", permutation, "expected true or false")
+        unknown = set(data) - {"num_actuators", "params", "splits", "permutation"}
+        if unknown:
+            key = sorted(unknown)[0]
+            raise ConfigError(f"{env}.{key}", data[key], "allowed keys: num_actuators, params, permutation, splits")
         raw_splits = data.get("splits")
         if not isinstance(raw_splits, dict) or not raw_splits:
             raise ConfigError(f"{env}.splits", raw_splits, "expected a non-empty mapping of split names")
         splits = {
-            name: _parse_split(f"{env}.splits.{name}", name, spec, num_act, params) for name, spec in raw_splits.items()
+            name: _parse_split(f"{env}.splits.{name}", name, spec, num_act, params, permutation)
+            for name, spec in raw_splits.items()
         }
-        return cls(env=env, num_actuators=num_act, param_names=tuple(params), splits=splits)
+        return cls(env=env, num_actuators=num_act, param_names=tuple(params), splits=splits, permutation=permutation)
 
 
-def _parse_split(field: str, name: str, spec: Any, num_act: int, params: list[str]) -> Split:
+def _parse_split(field: str, name: str, spec: Any, num_act: int, params: list[str], permutation: bool) -> Split:
+    keys = ["signs", *(["perms"] if permutation else []), *params]
     if not isinstance(spec, dict):
-        raise ConfigError(field, spec, f"expected a mapping with 'signs' and {params}")
-    unknown = set(spec) - {"signs", *params}
+        raise ConfigError(field, spec, f"expected a mapping with keys {keys}")
+    unknown = set(spec) - set(keys)
     if unknown:
-        raise ConfigError(
-            f"{field}.{sorted(unknown)[0]}", spec[sorted(unknown)[0]], f"allowed keys: ['signs', *{params}]"
-        )
+        raise ConfigError(f"{field}.{sorted(unknown)[0]}", spec[sorted(unknown)[0]], f"allowed keys: {keys}")
     patterns = spec.get("signs")
     if not isinstance(patterns, list) or not patterns:
         raise ConfigError(f"{field}.signs", patterns, "expected a non-empty list of sign patterns")
@@ -129,8 +153,20 @@ def _parse_split(field: str, name: str, spec: Any, num_act: int, params: list[st
             parsed.append((float(rng[0]), float(rng[1])))
         ranges.append(tuple(parsed))
     return Split(
-        name=name, sign_patterns=tuple(tuple(float(s) for s in p) for p in patterns), param_ranges=tuple(ranges)
+        name=name,
+        sign_patterns=tuple(tuple(float(s) for s in p) for p in patterns),
+        param_ranges=tuple(ranges),
+        permutations=_parse_permutations(f"{field}.perms", spec.get("perms"), num_act) if permutation else None,
     )
+
+
+def _parse_permutations(field: str, raw: Any, num_act: int) -> tuple[tuple[int, ...], ...]:
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(field, raw, "expected a non-empty list of permutations (permutation: true)")
+    for perm in raw:
+        if not isinstance(perm, list) or sorted(perm) != list(range(num_act)):
+            raise ConfigError(field, perm, f"expected a permutation of 0..{num_act - 1}")
+    return tuple(tuple(int(i) for i in perm) for perm in raw)
 
 
 def _is_finite_number(value: Any) -> bool:
@@ -156,6 +192,11 @@ class ContextSampler:
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
         self._patterns = torch.tensor(split.sign_patterns, dtype=torch.float32, device=self.device)
+        self._perms = (
+            torch.tensor(split.permutations, dtype=torch.float32, device=self.device)
+            if split.permutations is not None
+            else None
+        )
         self._lows, self._highs, self._probs = [], [], []
         for ranges in split.param_ranges:
             lows = torch.tensor([r[0] for r in ranges], dtype=torch.float32, device=self.device)
@@ -168,9 +209,13 @@ class ContextSampler:
             self._probs.append(probs)
 
     def sample(self, n: int) -> torch.Tensor:
-        """`n` contexts, shape `[n, num_actuators + num_params]`."""
+        """`n` contexts, shape `[n, context_dim]` (signs, permutation if any, parameters)."""
         idx = torch.randint(len(self._patterns), (n,), generator=self.generator, device=self.device)
         columns = [self._patterns[idx]]
+        if self._perms is not None:
+            columns.append(
+                self._perms[torch.randint(len(self._perms), (n,), generator=self.generator, device=self.device)]
+            )
         for lows, highs, probs in zip(self._lows, self._highs, self._probs, strict=True):
             which = torch.multinomial(probs, n, replacement=True, generator=self.generator)
             u = torch.rand(n, generator=self.generator, device=self.device)

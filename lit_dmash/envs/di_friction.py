@@ -53,6 +53,8 @@ class DIFrictionEnv(EnvBase):
     ) -> None:
         if context_space.param_names != ("friction",):
             raise ConfigError("di_friction.params", list(context_space.param_names), "expected ['friction']")
+        if context_space.permutation:
+            raise ConfigError("di_friction.permutation", True, "DI-Friction supports sign patterns only (false)")
         for field, value in [
             ("num_envs", num_envs),
             ("dt", dt),

@@ -14,10 +14,10 @@ import torch
 from torchrl.envs import EnvBase
 
 from lit_dmash.envs.contexts import ContextSpace, load_context_space
-from lit_dmash.errors import ConfigError, check_positive
+from lit_dmash.errors import ConfigError
 
 EnvFactory = Callable[..., EnvBase]
-"""`factory(context_space, split, num_envs, seed, device) -> EnvBase`."""
+"""`factory(context_space, split, num_envs, seed, device[, horizon]) -> EnvBase`."""
 
 _REGISTRY: dict[str, EnvFactory] = {}
 
@@ -58,15 +58,20 @@ def make_env(
     device: torch.device | str = "cpu",
     *,
     context_file: str | Path | None = None,
+    horizon: int | None = None,
 ) -> EnvBase:
     """Build env `name` drawing its per-episode contexts from `split`, batched over `num_envs`.
 
-    Every reset/step tensordict carries `"observation"` and the true `"context"`. All arguments
-    are validated before anything is built; errors name the field and what is allowed.
+    Every reset/step tensordict carries `"observation"` and the true `"context"`. `horizon`
+    overrides the env's default episode length (steps). All arguments are validated before
+    anything is built; errors name the field and what is allowed.
     """
     space = context_space(name, context_file)
     space.split(split)
-    if not isinstance(num_envs, int) or isinstance(num_envs, bool):
-        raise ConfigError("num_envs", num_envs, "expected an integer > 0")
-    check_positive("num_envs", num_envs)
-    return _REGISTRY[name](space, split=split, num_envs=num_envs, seed=seed, device=device)
+    for field, value in [("num_envs", num_envs), ("horizon", horizon)]:
+        if value is None and field == "horizon":
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(field, value, "expected an integer > 0")
+    options = {} if horizon is None else {"horizon": horizon}
+    return _REGISTRY[name](space, split=split, num_envs=num_envs, seed=seed, device=device, **options)
