@@ -8,6 +8,7 @@ import lightning as L
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch.utilities import rank_zero_only
 
+from callbacks import tensorboard
 from callbacks.periodic import EveryNFrames
 from lit_dmash.errors import ConfigError
 from lit_dmash.evaluation import split_seed
@@ -22,8 +23,11 @@ class ZeroShotEvaluation(EveryNFrames):
     sees the same contexts and starts, while splits with equal ranges (`train`, `eval_in`) still
     draw different contexts.
     Logs `eval/<split>/return` and `eval/<split>/return_std` against env frames and appends the
-    results to `<run folder>/<filename>`. Runs on global rank 0 only: the policy is the same on
-    every rank.
+    results to `<run folder>/<filename>`. In TensorBoard it also adds a custom-scalars layout (one
+    chart with every split's return), a figure of the per-episode returns per split
+    (`eval/returns_by_split`, Images tab) and, at the end, the run's hyperparameters with the final
+    returns as metrics (`final/<split>/return`, HParams tab) so runs compare side by side. Runs on
+    global rank 0 only: the policy is the same on every rank.
 
     Args:
         every_n_frames: Env frames between evaluations (0: only at the end).
@@ -63,6 +67,13 @@ class ZeroShotEvaluation(EveryNFrames):
         for split in self.splits or []:
             if split not in known:
                 raise ConfigError("ZeroShotEvaluation.splits", split, f"env defines splits {known}")
+        if stage == "fit":
+            tensorboard.write_layout(trainer, self.splits or known)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)  # the final evaluation, unless one just ran
+        if self.history:
+            tensorboard.log_final_hparams(trainer, pl_module, self.history[-1])
 
     @property
     def state_key(self) -> str:
@@ -100,5 +111,6 @@ class ZeroShotEvaluation(EveryNFrames):
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=pl_module.env_frames)
             logger.save()
+        tensorboard.log_returns_figure(trainer, results, pl_module.env_frames)
         if self._out_dir is not None:
             atomic_write_json(self._out_dir / self.filename, {"evaluations": self.history})

@@ -1,4 +1,17 @@
-from lit_dmash.cli import main
+"""`python -m lit_dmash fit|validate ...` (Lightning CLI), `grid -c FILE`, `aggregate DIR`."""
+
+import sys
 
 if __name__ == "__main__":
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    if command == "grid":
+        from lit_dmash.grid import main as grid_main
+
+        sys.exit(grid_main(sys.argv[2:]))
+    if command == "aggregate":
+        from lit_dmash.aggregate import main as aggregate_main
+
+        sys.exit(aggregate_main(sys.argv[2:]))
+    from lit_dmash.cli import main
+
     main()

@@ -7,6 +7,7 @@ import pytest
 import torch
 from conftest import run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from lit_dmash.cli import main
 from lit_dmash.config import CollectorConfig, EnvConfig, SACConfig
@@ -60,6 +61,14 @@ def test_cli_fit_writes_tensorboard_and_eval_json(tmp_path):
     assert expected <= scalars
     # The x-axis is env frames: the last eval sits at the final frame count.
     assert events.Scalars("eval/eval_out/return")[-1].step == 384
+    # TensorBoard extras: per-split returns figure, HParams with final metrics, custom scalars layout.
+    assert "eval/returns_by_split" in events.Tags()["images"]
+    final = events.Scalars("final/eval_out/return")[-1].value
+    assert final == pytest.approx(evaluations[-1]["splits"]["eval_out"]["mean"], rel=1e-5)
+    experiment = HParamsPluginData.FromString(events.PluginTagToContent("hparams")["_hparams_/experiment"]).experiment
+    assert "final/eval_out/return" in {info.name.tag for info in experiment.metric_infos}
+    assert {"method", "sac/gamma", "collector/total_frames"} <= {info.name for info in experiment.hparam_infos}
+    assert "custom_scalars__config__" in events.Tags()["tensors"]
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))

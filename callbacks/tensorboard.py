@@ -1,0 +1,94 @@
+"""TensorBoard extras the default scalars do not give: a layout, figures and HParams metrics.
+
+Helpers for callbacks; each does nothing when the run has no `TensorBoardLogger`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+
+
+def _tensorboard(trainer: L.Trainer) -> list[TensorBoardLogger]:
+    return [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+
+
+@rank_zero_only
+def write_layout(trainer: L.Trainer, splits: list[str]) -> None:
+    """Custom Scalars tab: every split's return on one chart, and the training curves grouped.
+
+    Call it in `setup`: it also keeps Lightning from writing its placeholder HParams entry.
+    """
+    layout = {
+        "zero-shot return": {
+            "return per split": ["Multiline", [f"eval/{split}/return" for split in splits]],
+            "spread per split": ["Multiline", [f"eval/{split}/return_std" for split in splits]],
+        },
+        "training": {
+            "episode return": ["Multiline", ["train/episode_return"]],
+            "losses": ["Multiline", ["train/loss_actor", "train/loss_qvalue", "train/loss_dynamics"]],
+            "masking and alpha": ["Multiline", ["train/p_mask", "train/alpha"]],
+        },
+    }
+    for logger in _tensorboard(trainer):
+        logger.experiment.add_custom_scalars(layout)
+        # Lightning writes a placeholder `hp_metric=-1` HParams experiment at fit start (before any
+        # metric exists); TensorBoard then shows that one instead of the final returns we log at
+        # the end. `default_hp_metric` is only a constructor argument, so switch it off here.
+        logger._default_hp_metric = False
+
+
+@rank_zero_only
+def log_returns_figure(trainer: L.Trainer, results: dict[str, dict], step: int) -> None:
+    """Images tab: the per-episode returns of every split as a strip plot with the mean."""
+    loggers = _tensorboard(trainer)
+    if not loggers:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.6 * len(results) + 1.5, 3))
+    for i, stats in enumerate(results.values()):
+        returns = stats["returns"]
+        ax.scatter([i] * len(returns), returns, s=10, alpha=0.5)
+        ax.hlines(stats["mean"], i - 0.3, i + 0.3, colors="k")
+    ax.set_xticks(range(len(results)), list(results))
+    ax.set_ylabel("episode return")
+    ax.set_title(f"zero-shot returns at {step} env frames")
+    fig.tight_layout()
+    for logger in loggers:
+        logger.experiment.add_figure("eval/returns_by_split", fig, global_step=step, close=False)
+    plt.close(fig)
+
+
+def flat_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
+    """`{"sac/gamma": 0.99, ...}`: dataclass groups flattened, lists as strings (TensorBoard wants scalars)."""
+    flat: dict[str, Any] = {}
+    for key, value in hparams.items():
+        if key.startswith("_"):  # LightningCLI bookkeeping such as `_instantiator`
+            continue
+        if dataclasses.is_dataclass(value):
+            value = dataclasses.asdict(value)
+        if isinstance(value, dict):
+            flat.update({f"{key}/{k}": v for k, v in flat_hparams(value).items()})
+        elif value is None or isinstance(value, (list, tuple)):
+            flat[key] = str(value)
+        else:
+            flat[key] = value
+    return flat
+
+
+@rank_zero_only
+def log_final_hparams(trainer: L.Trainer, pl_module: L.LightningModule, final: dict[str, Any]) -> None:
+    """HParams tab: this run's configuration with its final zero-shot returns as metrics."""
+    metrics = {f"final/{split}/return": stats["mean"] for split, stats in final["splits"].items()}
+    params = {**flat_hparams(dict(pl_module.hparams)), "env_frames": final["env_frames"]}
+    for logger in _tensorboard(trainer):
+        logger.log_hyperparams(params, metrics=metrics)
+        logger.save()
