@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_reference(num_envs: int, batch: int, utd: int, frames: int, hidden: int) -> dict:
+def run_reference(num_envs: int, batch: int, utd: int, frames: int, hidden: int, device: str = "cpu") -> dict:
     import torch
     from torchrl.collectors import Collector
     from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
@@ -40,16 +40,18 @@ def run_reference(num_envs: int, batch: int, utd: int, frames: int, hidden: int)
     from lit_dmash.envs import make_env
 
     torch.manual_seed(0)
-    env = make_env("di_friction", num_envs=num_envs)
+    env = make_env("di_friction", num_envs=num_envs, device=device)
     spec = NetSpec(("observation",), env.observation_spec["observation"].shape[-1], (hidden, hidden))
     action_spec = env.action_spec[0]
-    actor, qvalue = make_actor(spec, action_spec), make_qvalue(spec, action_spec.shape[-1])
+    actor, qvalue = make_actor(spec, action_spec).to(device), make_qvalue(spec, action_spec.shape[-1]).to(device)
     loss = SACLoss(actor, qvalue, num_qvalue_nets=2, loss_function="l2", action_spec=action_spec)
     loss.make_value_estimator(gamma=0.99)
     updater = SoftUpdate(loss, tau=0.005)
     optimizer = torch.optim.Adam(loss.parameters(), lr=3e-4)
     rb = TensorDictReplayBuffer(storage=LazyTensorStorage(100_000), batch_size=batch)
-    collector = Collector(env, actor, frames_per_batch=num_envs, total_frames=frames, init_random_frames=batch)
+    collector = Collector(
+        env, actor, frames_per_batch=num_envs, total_frames=frames, init_random_frames=batch, storing_device="cpu"
+    )
     collect_s = update_s = 0.0
     updates = 0
     t = time.perf_counter()
@@ -59,20 +61,22 @@ def run_reference(num_envs: int, batch: int, utd: int, frames: int, hidden: int)
         collect_s += t1 - t
         if len(rb) >= batch:
             for _ in range(utd):
-                out = loss(rb.sample())
+                out = loss(rb.sample().to(device))  # as ours: CPU storage, batch moved per update
                 total = out["loss_actor"] + out["loss_qvalue"] + out["loss_alpha"]
                 optimizer.zero_grad()
                 total.backward()
                 optimizer.step()
                 updater.step()
                 updates += 1
+        if device != "cpu":
+            torch.cuda.synchronize()
         t = time.perf_counter()
         update_s += t - t1
     collector.shutdown()
     return {"updates": updates, "update_s": update_s, "frames": frames, "collect_s": collect_s}
 
 
-def run_ours(method: str, num_envs: int, batch: int, utd: int, frames: int, hidden: int) -> dict:
+def run_ours(method: str, num_envs: int, batch: int, utd: int, frames: int, hidden: int, device: str = "cpu") -> dict:
     import lightning as L
 
     from lit_dmash.config import CollectorConfig, EnvConfig, SACConfig
@@ -92,6 +96,8 @@ def run_ours(method: str, num_envs: int, batch: int, utd: int, frames: int, hidd
         enable_model_summary=False,
         enable_checkpointing=False,
         log_every_n_steps=50,
+        accelerator="cpu" if device == "cpu" else "gpu",
+        devices=1,
     )
     trainer.fit(module)
     return {
@@ -106,13 +112,15 @@ def child(args: argparse.Namespace) -> None:
     import torch
 
     torch.set_num_threads(1)
-    sizes = (args.num_envs, args.batch, args.utd, args.frames, args.hidden)
+    sizes = (args.num_envs, args.batch, args.utd, args.frames, args.hidden, args.device)
     result = run_reference(*sizes) if args.variant == "reference" else run_ours(args.variant, *sizes)
     result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.device != "cpu":
+        result["max_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     print(json.dumps(result))
 
 
-def measure(variant: str, num_envs: int, batch: int, utd: int, frames: int, hidden: int) -> dict:
+def measure(variant: str, num_envs: int, batch: int, utd: int, frames: int, hidden: int, device: str = "cpu") -> dict:
     cmd = [
         sys.executable,
         __file__,
@@ -123,6 +131,7 @@ def measure(variant: str, num_envs: int, batch: int, utd: int, frames: int, hidd
         f"--utd={utd}",
         f"--frames={frames}",
         f"--hidden={hidden}",
+        f"--device={device}",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RL_WARNINGS": "0"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
@@ -133,7 +142,16 @@ def measure(variant: str, num_envs: int, batch: int, utd: int, frames: int, hidd
         "updates_per_s": out["updates"] / out["update_s"],
         "env_steps_per_s": out["frames"] / out["collect_s"],
         "max_rss_mb": out["max_rss_mb"],
+        **({"max_gpu_mb": out["max_gpu_mb"]} if "max_gpu_mb" in out else {}),
     }
+
+
+def _device_name(device: str) -> str:
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
 
 
 def summarise(samples: list[dict]) -> dict:
@@ -159,6 +177,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="2 repeats of 3,000 frames")
     parser.add_argument("--scaling", action="store_true", help="dmash over num_envs x batch x utd")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (env, networks and updates)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/throughput.json"))
     args = parser.parse_args()
     if args.variant:
@@ -166,7 +185,14 @@ def main() -> None:
     if args.quick:
         args.repeats, args.frames = 2, 3_000
 
-    sizes = dict(num_envs=args.num_envs, batch=args.batch, utd=args.utd, frames=args.frames, hidden=args.hidden)
+    sizes = dict(
+        num_envs=args.num_envs,
+        batch=args.batch,
+        utd=args.utd,
+        frames=args.frames,
+        hidden=args.hidden,
+        device=args.device,
+    )
     variants = ["reference", "dr", "dmash"]
     samples: dict[str, list[dict]] = {v: [] for v in variants}
     for _, variant in itertools.product(range(args.repeats), variants):  # A B C A B C ...
@@ -176,7 +202,12 @@ def main() -> None:
     report = {
         "benchmark": "throughput",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": 1},
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": 1,
+            "device": _device_name(args.device),
+        },
         "sizes": sizes,
         "repeats": args.repeats,
         "variants": result,
@@ -187,10 +218,11 @@ def main() -> None:
     print(f"{'variant':>10} {'updates/s':>24} {'env steps/s':>26} {'max RSS MB':>12} {'vs ref':>7}")
     for v in variants:
         u, e, m = (result[v][k] for k in ("updates_per_s", "env_steps_per_s", "max_rss_mb"))
+        gpu = f" GPU {result[v]['max_gpu_mb']['median']:.0f} MB" if "max_gpu_mb" in result[v] else ""
         print(
             f"{v:>10} {u['median']:>8.1f} [{u['min']:6.1f}, {u['max']:6.1f}] "
             f"{e['median']:>9.0f} [{e['min']:6.0f}, {e['max']:6.0f}] {m['median']:>12.0f} "
-            f"{u['median'] / ref:>6.2f}x"
+            f"{u['median'] / ref:>6.2f}x{gpu}"
         )
 
     if args.scaling:
@@ -198,7 +230,7 @@ def main() -> None:
         for num_envs, batch, utd in itertools.product([1, 8, 64, 256], [128, 256, 1024], [1, 4]):
             # Past the warm-up (init_random_frames = batch) with at least 64 collection steps of updates.
             frames = max(args.frames // 4, batch + 64 * num_envs)
-            m = measure("dmash", num_envs, batch, utd, frames, args.hidden)
+            m = measure("dmash", num_envs, batch, utd, frames, args.hidden, args.device)
             rows.append({"num_envs": num_envs, "batch": batch, "utd": utd, **m})
             print(
                 f"dmash num_envs={num_envs:>3} batch={batch:>4} utd={utd}: {m['updates_per_s']:7.1f} updates/s "

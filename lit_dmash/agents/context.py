@@ -52,8 +52,12 @@ class ContextModel(nn.Module):
     # -- pieces ---------------------------------------------------------------------------------
     @torch.no_grad()
     def update_normalizer(self, data: TensorDictBase) -> None:
-        """Fold freshly collected transitions into the running statistics (training only)."""
-        self.normalizer.update(transition_entry(data["observation"], data["action"], data["next", "observation"]))
+        """Fold freshly collected transitions into the running statistics (training only).
+
+        `data` may sit on the collector's storing device (CPU) while the model is on a GPU.
+        """
+        entry = transition_entry(data["observation"], data["action"], data["next", "observation"])
+        self.normalizer.update(entry.to(self.normalizer.mean.device))
 
     def embed(
         self, window: torch.Tensor, mask: torch.Tensor, p_mask: float = 0.0, p_feature: float = 0.0

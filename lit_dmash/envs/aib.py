@@ -15,13 +15,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
 import torch
 
 from lit_dmash.envs.contexts import ContextSpace
-from lit_dmash.envs.mujoco_batch import BatchedMujocoEnv
 from lit_dmash.envs.registry import register_env
-from lit_dmash.envs.simulators import DMControlSimulator, GymSimulator, Simulator
+
+if TYPE_CHECKING:  # MuJoCo is imported when a MuJoCo env is built, not when lit_dmash.envs is
+    from lit_dmash.envs.mujoco_batch import BatchedMujocoEnv
+    from lit_dmash.envs.simulators import Simulator
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,8 @@ class Domain:
     horizon: int = 1000
 
     def simulator(self, seed: int) -> Simulator:
+        from lit_dmash.envs.simulators import DMControlSimulator, GymSimulator
+
         if self.kind == "dm_control":
             return DMControlSimulator(*self.ident, seed=seed)
         return GymSimulator(*self.ident, seed=seed)
@@ -55,6 +60,8 @@ def _make(
     device: torch.device | str = "cpu",
     horizon: int | None = None,
 ) -> BatchedMujocoEnv:
+    from lit_dmash.envs.mujoco_batch import BatchedMujocoEnv
+
     return BatchedMujocoEnv(
         context_space,
         domain.simulator,
