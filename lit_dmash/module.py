@@ -180,8 +180,8 @@ class ContextualSAC(L.LightningModule):
     @property
     def sim_failures(self) -> int:
         """Training episodes the simulator ended early by instability (MuJoCo envs count them)."""
-        env = self.collector.env.base_env if self.collector is not None else None
-        return getattr(env, "sim_failures", 0)
+        env = getattr(self.collector, "env", None)
+        return getattr(getattr(env, "base_env", env), "sim_failures", 0)
 
     @property
     def split_names(self) -> list[str]:
@@ -231,7 +231,8 @@ class ContextualSAC(L.LightningModule):
 
     def on_fit_end(self) -> None:
         if self.collector is not None:
-            self.collector.shutdown()
+            self.collector.shutdown()  # drops its env: a checkpoint saved after fit must not reach for it
+            self.collector, self._batches = None, None
 
     def train_dataloader(self) -> Iterator[int]:
         # Data comes from the collector, not a dataset: Lightning only needs something to iterate.
