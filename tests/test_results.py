@@ -5,9 +5,12 @@ from pathlib import Path
 import pytest
 
 from lit_dmash.cli import main
+from lit_dmash.grid import GridSpec
 from lit_dmash.results import aggregate, iqm_with_ci, markdown_table, relative_gain
 
-CONFIGS = sorted(str(p) for p in Path(__file__).resolve().parents[1].glob("conf/**/*.yaml") if "envs" not in p.parts)
+CONF = Path(__file__).resolve().parents[1] / "conf"
+CONFIGS = sorted(str(p) for p in CONF.glob("**/*.yaml") if not {"envs", "grids"} & set(p.parts))
+GRIDS = sorted(CONF.glob("grids/*.yaml"))
 
 
 def test_relative_gain_is_the_papers_formula():
@@ -38,3 +41,9 @@ def test_every_shipped_config_parses(config, capsys):
         main(["fit", "-c", config, "--print_config"])
     assert exit_info.value.code in (0, None)
     assert "method:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=lambda p: p.stem)
+def test_every_shipped_grid_is_valid(grid):
+    spec = GridSpec.load(grid)
+    assert len(spec.runs()) == len(spec.envs) * len(spec.methods) * len(spec.seeds)
