@@ -19,7 +19,7 @@ from lit_dmash.envs.mujoco_batch import MODEL_PARAMETERS
 from lit_dmash.errors import ConfigError
 
 AIB_ENVS = list(DOMAINS)
-PERMUTATION_FILE = "conf/envs/variants/cheetah_permutation.yaml"
+PERMUTATION_FILE = str(REPO / "conf/envs/variants/cheetah_permutation.yaml")
 
 
 @pytest.mark.parametrize("num_envs", [1, 2])
@@ -186,8 +186,8 @@ def test_unstable_simulation_ends_the_episode_and_is_counted(name):
     [
         ({"name": "cheetah", "horizon": 0}, "horizon"),
         ({"name": "cheetah", "split": "test"}, "split"),
-        ({"name": "cheetah", "context_file": "tests/data/di_friction_single.yaml"}, "cheetah.params"),
-        ({"name": "cheetah", "context_file": "tests/data/two_actuators_gain.yaml"}, "cheetah.num_actuators"),
+        ({"name": "cheetah", "context_file": REPO / "tests/data/di_friction_single.yaml"}, "cheetah.params"),
+        ({"name": "cheetah", "context_file": REPO / "tests/data/two_actuators_gain.yaml"}, "cheetah.num_actuators"),
     ],
 )
 def test_bad_env_arguments_name_the_field(kwargs, field):
@@ -233,3 +233,20 @@ def test_permutation_variant_fits_from_the_cli(tmp_path):
         ]
     )  # fmt: skip
     assert list(tmp_path.glob("lightning_logs/*/eval.json"))
+
+
+def test_a_new_mujoco_domain_is_one_registration(data_dir):
+    """The README's worked example: register dm_control hopper with a context file, then make it."""
+    from functools import partial
+
+    from lit_dmash.envs import register_env
+    from lit_dmash.envs.aib import Domain, make_mujoco_env
+    from lit_dmash.envs.registry import _REGISTRY
+
+    register_env("hopper_example")(partial(make_mujoco_env, Domain("dm_control", ("hopper", "hop"), horizon=500)))
+    try:
+        env = make_env("hopper_example", "eval_out", num_envs=2, context_file=data_dir / "hopper_signs.yaml")
+        check_env_specs(env)
+        assert env.horizon == 500 and env.reset()["context"][:, -1].min() >= 1.4
+    finally:
+        del _REGISTRY["hopper_example"]

@@ -10,7 +10,7 @@ from conftest import run_cli
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from callbacks import MaskingSchedule, RepresentationDiagnostics, VarianceDiagnostics
+from callbacks import DynamicsProbe, MaskingSchedule, RepresentationDiagnostics, VarianceDiagnostics
 from lit_dmash.config import CollectorConfig, ContextConfig, EnvConfig, SACConfig
 from lit_dmash.diagnostics import decompose_variance, mean_resultant_length, minibatch_variance, mode_ids
 from lit_dmash.module import ContextualSAC
@@ -61,6 +61,7 @@ def diagnosed_run(tmp_path_factory):
         MaskingSchedule("linear", start=0.4, end=0.0),
         VarianceDiagnostics(every_n_updates=5, num_minibatches=2, minibatch_size=16),
         RepresentationDiagnostics(every_n_frames=320, episodes=4),
+        DynamicsProbe(every_n_frames=320, samples=64),
     ]
     p_masks = []
     callbacks.append(_Recorder(lambda m: p_masks.append((m.env_frames, m.p_mask))))
@@ -150,3 +151,10 @@ def test_two_process_ddp_fit_gathers_variance_from_both_ranks(tmp_path):
     assert [e.value for e in events.Scalars("diag/pg_var/ranks")][-1] == 2.0
     assert events.Scalars("diag/pg_var/across_ranks")[-1].value >= 0
     assert (run / "eval.json").exists()
+
+
+def test_dynamics_probe_logs_the_unmasked_dynamics_loss(diagnosed_run):
+    _, _, _, events = diagnosed_run
+    probes = events.Scalars("diag/dynamics_probe")
+    assert [p.step for p in probes] == [320, 640]
+    assert all(math.isfinite(p.value) and p.value > 0 for p in probes)

@@ -51,7 +51,7 @@ DOMAINS: dict[str, Domain] = {
 }
 
 
-def _make(
+def make_mujoco_env(
     domain: Domain,
     context_space: ContextSpace,
     split: str = "train",
@@ -60,6 +60,7 @@ def _make(
     device: torch.device | str = "cpu",
     horizon: int | None = None,
 ) -> BatchedMujocoEnv:
+    """The registry factory of a MuJoCo domain: `register_env(name)(partial(make_mujoco_env, domain))`."""
     from lit_dmash.envs.mujoco_batch import BatchedMujocoEnv
 
     return BatchedMujocoEnv(
@@ -74,4 +75,4 @@ def _make(
 
 
 for _name, _domain in DOMAINS.items():
-    register_env(_name)(partial(_make, _domain))
+    register_env(_name)(partial(make_mujoco_env, _domain))
