@@ -141,20 +141,30 @@ class GridSpec:
         if not isinstance(self.args, list) or not all(isinstance(a, str) for a in self.args):
             raise ConfigError("grid.args", self.args, "expected a list of CLI argument strings")
         for run in self.runs():
-            if not (REPO / run.config).is_file() and not run.config.is_file():
+            if not run.config.is_file():
                 raise ConfigError(
                     "grid.config", str(run.config), f"no such file for env={run.env}, method={run.method}"
                 )
 
+    def _config_path(self, env: str, method: str) -> Path:
+        """The run's config, absolute: relative to the caller's directory if it exists there, else the repo."""
+        path = Path(self.config.format(env=env, method=method))
+        if path.is_absolute():
+            return path
+        return path.resolve() if path.exists() else REPO / path
+
     def runs(self) -> list[Run]:
-        """Every cell, seed-major so early results cover all methods."""
-        out = Path(self.out_dir)
+        """Every cell, seed-major so early results cover all methods.
+
+        Paths are absolute: runs execute in the repository root, whatever the caller's directory.
+        """
+        out = Path(self.out_dir).resolve()
         return [
             Run(
                 env=env,
                 variant=variant,
                 seed=seed,
-                config=Path(self.config.format(env=env, method=variant.partition(":")[0])),
+                config=self._config_path(env, variant.partition(":")[0]),
                 out=out / env / variant.replace(":", "_") / f"seed{seed}",
             )
             for seed in self.seeds
