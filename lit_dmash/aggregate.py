@@ -91,7 +91,7 @@ def plot_curves(env: str, methods: dict[str, dict[int, list[dict]]], path: Path)
         for method, by_seed in methods.items():
             frames, returns = curves(by_seed, split)
             low, high = bootstrap_mean_ci(returns)
-            ax.plot(frames, returns.mean(0), label=method)
+            ax.plot(frames, returns.mean(0), marker="o", markersize=3, label=method)  # markers: 1-point runs show
             ax.fill_between(frames, low, high, alpha=0.2)
         ax.set_title(f"{env}: {split}")
         ax.set_xlabel("env frames")
@@ -116,6 +116,7 @@ def plot_intervals(env: str, results: dict[str, dict[str, dict]], path: Path) ->
         y = np.arange(len(methods))
         ax.errorbar(iqm, y, xerr=[iqm - ci[:, 0], ci[:, 1] - iqm], fmt="o", capsize=3)
         ax.set_yticks(y, methods if ax is axes[0, 0] else [""] * len(methods))
+        ax.set_ylim(len(methods) - 0.5, -0.5)  # first method on top, as in the table
         ax.set_title(split)
         ax.set_xlabel("IQM return")
     fig.suptitle(f"{env}: IQM with 95% stratified-bootstrap CI")
@@ -131,6 +132,12 @@ def _save_figure(fig: Any, path: Path) -> None:
     plt.close(fig)
 
 
+def _baselines_first(methods: dict[str, Any], baselines: Sequence[str]) -> dict[str, Any]:
+    """Baselines in the given order, then the other methods alphabetically (table and plot order)."""
+    order = [b for b in baselines if b in methods] + sorted(m for m in methods if m not in baselines)
+    return {method: methods[method] for method in order}
+
+
 def aggregate_grid(
     grid_dir: str | Path, baselines: Sequence[str] = ("dr", "dma"), plots: bool = True, reps: int = 2000
 ) -> dict[str, dict[str, dict[str, dict]]]:
@@ -142,6 +149,7 @@ def aggregate_grid(
     all_results: dict[str, dict[str, dict[str, dict]]] = {}
     sections = []
     for env, methods in sorted(runs.items()):
+        methods = _baselines_first(methods, baselines)
         per_seed = {method: final_scores(by_seed) for method, by_seed in methods.items()}
         results = aggregate(per_seed, reps=reps)
         for method, by_seed in methods.items():
