@@ -129,8 +129,8 @@ class BatchedMujocoEnv(EnvBase):
         """
         if contexts.shape != self._context.shape:
             raise ValueError(f"expected contexts of shape {tuple(self._context.shape)}, got {tuple(contexts.shape)}")
-        for i, context in enumerate(contexts.to("cpu", torch.float32)):
-            self._context[i] = context
+        self._context = contexts.to("cpu", torch.float32, copy=True)
+        for i, context in enumerate(self._context):
             self._apply_context(i, context)
 
     def _apply_context(self, i: int, context: torch.Tensor) -> None:
@@ -176,32 +176,30 @@ class BatchedMujocoEnv(EnvBase):
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         action = tensordict.get("action").detach().cpu().numpy()
         # Per-sub-env routing in numpy (a few us; torch ops cost ~10 us each at these sizes).
-        sim_action = np.clip(self._signs * action[self._rows, self._perm], -1.0, 1.0, dtype=np.float64)
-        obs, rewards, terminals, raised = self._next_obs, [], [], []
+        if self.context_space.permutation:
+            action = action[self._rows, self._perm]
+        sim_action = np.clip(self._signs * action, -1.0, 1.0, dtype=np.float64)
+        obs, raised = self._next_obs, []
+        reward, terminated = np.zeros((self.batch_size[0], 1)), np.zeros((self.batch_size[0], 1), dtype=bool)
         for i, sim in enumerate(self._sims):
             try:
-                reward, terminated = sim.step(sim_action[i], obs[i])
+                reward[i, 0], terminated[i, 0] = sim.step(sim_action[i], obs[i])
             except SimulatorError:
-                reward, terminated = 0.0, False
                 raised.append(i)
-            rewards.append(reward)
-            terminals.append(terminated)
-        reward, terminated = np.array(rewards, dtype=np.float64), np.array(terminals, dtype=bool)
         # One finiteness check for the whole batch; a failed sub-env keeps its last finite observation.
-        failed = ~(np.isfinite(obs).all(axis=1) & np.isfinite(reward))
+        failed = ~(np.isfinite(obs).all(axis=1, keepdims=True) & np.isfinite(reward))
         failed[raised] = True
         if failed.any():
-            obs[failed] = self._obs[failed]
+            rows = failed[:, 0]
+            obs[rows] = self._obs[rows]
             reward[failed], terminated[failed] = 0.0, False
             self.sim_failures += int(failed.sum())
         self._obs, self._next_obs = obs, self._obs
         self._t += 1
-        truncated = (self._t >= self.horizon) | failed
-        terminated_t = torch.from_numpy(terminated)[:, None]
-        truncated_t = torch.from_numpy(truncated & ~terminated)[:, None]
+        truncated = ((self._t >= self.horizon)[:, None] | failed) & ~terminated
         return self._tensordict(
-            reward=torch.from_numpy(reward).float()[:, None],
-            done=terminated_t | truncated_t,
-            terminated=terminated_t,
-            truncated=truncated_t,
+            reward=torch.from_numpy(reward.astype(np.float32)),
+            done=torch.from_numpy(terminated | truncated),
+            terminated=torch.from_numpy(terminated),
+            truncated=torch.from_numpy(truncated),
         )
