@@ -84,8 +84,6 @@ class ContextualSAC(L.LightningModule):
         check_choice("on_nonfinite", on_nonfinite, ("stop", "skip"))
         if not isinstance(eval_max_steps, int) or eval_max_steps < 1:
             raise ConfigError("eval_max_steps", eval_max_steps, "expected an integer >= 1")
-        if env.horizon is not None and env.horizon > eval_max_steps:
-            raise ConfigError("eval_max_steps", eval_max_steps, f"expected >= model.env.horizon={env.horizon}")
 
         super().__init__()
         self.save_hyperparameters()
@@ -96,6 +94,9 @@ class ContextualSAC(L.LightningModule):
 
         self.context_space = context_space(env.name, env.context_file)
         probe = make_env(env.name, env.split, num_envs=1, seed=seed, context_file=env.context_file, horizon=env.horizon)
+        horizon = getattr(probe, "horizon", None)  # the episode length in use (the env's default or env.horizon)
+        if horizon is not None and horizon > eval_max_steps:
+            raise ConfigError("eval_max_steps", eval_max_steps, f"expected >= the episode length {horizon}")
         self.action_spec = probe.action_spec[0]
         self.obs_dim = probe.observation_spec["observation"].shape[-1]
         self.context_dim = probe.observation_spec["context"].shape[-1]

@@ -101,6 +101,8 @@ BAD_INPUT = [
     (["--model.env.name=cartpole"], "env.name"),
     (["--model.env.split=test"], "env.split"),
     (["--model.env.num_envs=0"], "env.num_envs"),
+    (["--model.env.horizon=0"], "env.horizon"),
+    (["--model.env.horizon=80", "--model.eval_max_steps=60"], "eval_max_steps"),
     (["--model.env.context_file=/nonexistent.yaml"], "context_file"),
     (["--model.method=dmash_typo"], "method"),
     (["--model.collector.frames_per_batch=30"], "collector.frames_per_batch"),
