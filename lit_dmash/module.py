@@ -357,8 +357,11 @@ class ContextualSAC(L.LightningModule):
             "time/env_steps_per_s": self.collector_cfg.frames_per_batch / max(collect_s, 1e-9),
         }
         if self._unlogged_returns:
+            # Straight to the loggers: a value in Lightning's result collection is written again at
+            # every later log step until overwritten (one endless epoch), which would repeat a stale return.
             total, count = map(sum, zip(*self._unlogged_returns, strict=True))
-            log["train/episode_return"] = total / count
+            for logger in self.loggers:
+                logger.log_metrics({"train/episode_return": total / count}, step=self.env_frames)
             self._unlogged_returns.clear()
         if n_updates:
             log["time/update_s"] = update_s

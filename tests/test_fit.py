@@ -61,6 +61,8 @@ def test_cli_fit_writes_tensorboard_and_eval_json(tmp_path):
     assert expected <= scalars
     # The x-axis is env frames: the last eval sits at the final frame count.
     assert events.Scalars("eval/eval_out/return")[-1].step == 384
+    # Episodes (50 steps x 4 envs) end once, at 224 frames: logged once, at the next log step, never repeated.
+    assert [e.step for e in events.Scalars("train/episode_return")] == [320]
     # TensorBoard extras: per-split returns figure, HParams with final metrics, custom scalars layout.
     assert "eval/returns_by_split" in events.Tags()["images"]
     final = events.Scalars("final/eval_out/return")[-1].value
