@@ -233,7 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_aggregate:
         from lit_dmash.aggregate import aggregate_grid
 
-        aggregate_grid(spec.out_dir, baselines=spec.baselines)
+        try:
+            aggregate_grid(spec.out_dir, baselines=spec.baselines)
+            print(f"results: {Path(spec.out_dir) / 'results.md'}")
+        except FileNotFoundError as error:  # every run failed before its first evaluation
+            print(f"no results to aggregate: {error}", file=sys.stderr)
     if failed:
         print(f"{len(failed)} run(s) failed; see their fit.log", file=sys.stderr)
         return 1

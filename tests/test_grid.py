@@ -133,3 +133,13 @@ def test_curves_align_seeds_on_shared_evaluation_points(tmp_path):
     seed_dir.mkdir(parents=True)
     (seed_dir / "eval.json").write_text(json.dumps({"evaluations": by_seed[0]}))
     assert collect(tmp_path) == {"di_friction": {"dr": {0: by_seed[0]}}}
+
+
+def test_failed_runs_are_reported_not_marked_done(tmp_path):
+    grid_file = _grid_file(tmp_path, methods=["dr"], seeds=[0], args=["--model.sac.gamma=1.0"])
+    proc = _grid("-c", grid_file)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "1 run(s) failed" in proc.stderr and "no results to aggregate" in proc.stderr
+    run = tmp_path / "grid" / "di_friction" / "dr" / "seed0"
+    assert not (run / "done.json").exists()
+    assert "invalid sac.gamma=1.0" in (run / "fit.log").read_text()
