@@ -41,6 +41,35 @@ def architecture(module: L.LightningModule) -> dict[str, Any]:
     return arch
 
 
+def _filled_rows_only(buffer_state: dict[str, Any]) -> dict[str, Any]:
+    """A replay buffer `state_dict` whose storage keeps only its filled rows.
+
+    TorchRL saves the whole preallocated storage: a 1M-capacity Cheetah buffer holding 20k
+    transitions made a 253 MB checkpoint. Rows are cloned: saving a slice would save its base.
+    """
+    storage = buffer_state["_storage"]
+    rows = storage.get("_len", 0)
+    if storage.get("initialized") and isinstance(storage.get("_storage"), dict):
+        tensors = storage["_storage"]  # edited in place: the OrderedDict carries TensorDict metadata
+        for key, value in tensors.items():
+            if torch.is_tensor(value):
+                tensors[key] = value[:rows].clone()
+    return buffer_state
+
+
+def _to_capacity(buffer_state: dict[str, Any], capacity: int) -> dict[str, Any]:
+    """Undo `_filled_rows_only`: zero rows up to `capacity`, so the storage can keep growing in place."""
+    storage = buffer_state["_storage"]
+    if storage.get("initialized") and isinstance(storage.get("_storage"), dict):
+        tensors = storage["_storage"]
+        for key, value in tensors.items():
+            if torch.is_tensor(value) and value.shape[:1] != (capacity,):
+                full = torch.zeros((capacity, *value.shape[1:]), dtype=value.dtype)
+                full[: value.shape[0]] = value
+                tensors[key] = full
+    return buffer_state
+
+
 def training_state(module: L.LightningModule) -> dict[str, Any]:
     """The `"lit_dmash"` entry of a checkpoint."""
     state: dict[str, Any] = {
@@ -52,7 +81,7 @@ def training_state(module: L.LightningModule) -> dict[str, Any]:
         "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
     }
     if module.replay_buffer is not None:
-        state["replay_buffer"] = module.replay_buffer.state_dict()
+        state["replay_buffer"] = _filled_rows_only(module.replay_buffer.state_dict())
     if module.collector is not None and not module.env_poisoned:
         # `_carrier` is TorchRL-internal (0.14): there is no public API to checkpoint a collector
         # mid-rollout, and without it a resume would restart every episode in flight.
@@ -84,7 +113,8 @@ def apply_training_state(module: L.LightningModule, state: dict[str, Any]) -> No
     restores rank 0's buffer but keeps its own env seed and RNG streams.
     """
     if "replay_buffer" in state:
-        module.replay_buffer.load_state_dict(state["replay_buffer"])
+        capacity = module.replay_buffer.storage.max_size
+        module.replay_buffer.load_state_dict(_to_capacity(state["replay_buffer"], capacity))
     if module.trainer.world_size > 1:
         return
     if "carrier" in state:

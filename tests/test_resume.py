@@ -63,7 +63,11 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
 
     saved = torch.load(ckpt, weights_only=False)
     assert saved["global_step"] == first.global_step
-    assert len(saved["lit_dmash"]["replay_buffer"]["_storage"]["_storage"]) >= 0  # buffer is in the checkpoint
+    storage = saved["lit_dmash"]["replay_buffer"]["_storage"]
+    assert storage["_len"] == 192
+    # Only the filled rows are saved, not the preallocated capacity (padded back on resume).
+    assert {tensor.shape[0] for tensor in storage["_storage"].values()} == {192}
+    assert resumed_module.replay_buffer.storage.max_size > 192
     next_update = min(resumed.losses)
     assert next_update == first.global_step + 1, "resumed at the same update count"
     for key, value in resumed.losses[next_update].items():
