@@ -5,7 +5,6 @@ Helpers for callbacks; each does nothing when the run has no `TensorBoardLogger`
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import lightning as L
@@ -67,28 +66,14 @@ def log_returns_figure(trainer: L.Trainer, results: dict[str, dict], step: int) 
     plt.close(fig)
 
 
-def flat_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
-    """`{"sac/gamma": 0.99, ...}`: dataclass groups flattened, lists as strings (TensorBoard wants scalars)."""
-    flat: dict[str, Any] = {}
-    for key, value in hparams.items():
-        if key.startswith("_"):  # LightningCLI bookkeeping such as `_instantiator`
-            continue
-        if dataclasses.is_dataclass(value):
-            value = dataclasses.asdict(value)
-        if isinstance(value, dict):
-            flat.update({f"{key}/{k}": v for k, v in flat_hparams(value).items()})
-        elif value is None or isinstance(value, (list, tuple)):
-            flat[key] = str(value)
-        else:
-            flat[key] = value
-    return flat
-
-
 @rank_zero_only
 def log_final_hparams(trainer: L.Trainer, pl_module: L.LightningModule, final: dict[str, Any]) -> None:
     """HParams tab: this run's configuration with its final zero-shot returns as metrics."""
     metrics = {f"final/{split}/return": stats["mean"] for split, stats in final["splits"].items()}
-    params = {**flat_hparams(dict(pl_module.hparams)), "env_frames": final["env_frames"]}
+    # The logger flattens the config groups (`sac/gamma`) and stringifies lists itself; LightningCLI's
+    # bookkeeping keys (`_instantiator`) are not hyperparameters.
+    params = {key: value for key, value in pl_module.hparams.items() if not key.startswith("_")}
+    params["env_frames"] = final["env_frames"]
     for logger in _tensorboard(trainer):
         logger.log_hyperparams(params, metrics=metrics)
         logger.save()
