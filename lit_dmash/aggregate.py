@@ -27,13 +27,13 @@ from lit_dmash.io import atomic_open, atomic_write_json
 from lit_dmash.results import aggregate, markdown_table
 
 
-def _latest_eval(seed_dir: Path) -> Path | None:
-    """The run's eval.json with the most env frames (a resumed run may have several versions)."""
-    best, best_frames = None, -1
+def _latest_evaluations(seed_dir: Path) -> list[dict]:
+    """The evaluations of the run's eval.json with the most env frames (a resumed run may have several versions)."""
+    best: list[dict] = []
     for path in seed_dir.glob("lightning_logs/*/eval.json"):
         evaluations = json.loads(path.read_text())["evaluations"]
-        if evaluations and evaluations[-1]["env_frames"] > best_frames:
-            best, best_frames = path, evaluations[-1]["env_frames"]
+        if evaluations and (not best or evaluations[-1]["env_frames"] > best[-1]["env_frames"]):
+            best = evaluations
     return best
 
 
@@ -42,12 +42,11 @@ def collect(grid_dir: str | Path) -> dict[str, dict[str, dict[int, list[dict]]]]
     grid_dir = Path(grid_dir)
     runs: dict[str, dict[str, dict[int, list[dict]]]] = {}
     for seed_dir in sorted(grid_dir.glob("*/*/seed*")):
-        eval_json = _latest_eval(seed_dir)
-        if eval_json is None:
+        evaluations = _latest_evaluations(seed_dir)
+        if not evaluations:
             continue
         env, method = seed_dir.parent.parent.name, seed_dir.parent.name
         seed = int(seed_dir.name.removeprefix("seed"))
-        evaluations = json.loads(eval_json.read_text())["evaluations"]
         runs.setdefault(env, {}).setdefault(method, {})[seed] = evaluations
     return runs
 

@@ -6,9 +6,7 @@ mean over runs, and a 95% percentile CI from a stratified bootstrap over runs.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -29,12 +27,6 @@ def iqm_with_ci(returns: Sequence[float], reps: int = 2000, seed: int = 0) -> tu
 def relative_gain(method: float, baseline: float) -> float:
     """`(R_method - R_baseline) / |R_baseline|`, the paper's relative improvement."""
     return (method - baseline) / abs(baseline)
-
-
-def final_returns(eval_json: str | Path) -> dict[str, float]:
-    """Mean return per split of the last evaluation in a run's `eval.json`."""
-    evaluations = json.loads(Path(eval_json).read_text())["evaluations"]
-    return {split: stats["mean"] for split, stats in evaluations[-1]["splits"].items()}
 
 
 def aggregate(per_seed: dict[str, dict[str, list[float]]], reps: int = 2000) -> dict[str, dict[str, dict]]:
