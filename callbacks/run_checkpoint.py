@@ -70,9 +70,12 @@ class RunCheckpoint(L.Callback):
                 signal.signal(signal.SIGINT, self._previous_sigint)
             self._previous_sigint = None
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+    def _raise_if_interrupted(self) -> None:
         if self._interrupted:
             raise KeyboardInterrupt("Ctrl-C received while a finalizer ran")
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        self._raise_if_interrupted()
 
     def save(self, trainer: L.Trainer, why: str) -> None:
         trainer.save_checkpoint(self.path)
@@ -80,8 +83,7 @@ class RunCheckpoint(L.Callback):
         rank_zero_info(f"lit-dmash: checkpoint ({why}) saved to {self.path}")
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
-        if self._interrupted:
-            raise KeyboardInterrupt("Ctrl-C received while a finalizer ran")
+        self._raise_if_interrupted()  # also here: before a long periodic save or another callback's eval
         if time.monotonic() - self._last_save >= 60 * self.every_minutes:
             self.save(trainer, "periodic")
 
