@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import lightning as L
@@ -26,7 +26,16 @@ from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
 from torchrl.envs import EnvBase, RewardSum, TransformedEnv
 
 from lit_dmash.agents.context import ContextModel
-from lit_dmash.agents.sac import NetSpec, make_actor, make_optimizer, make_qvalue, make_sac_loss, make_target_updater
+from lit_dmash.agents.direct_sac import DirectSACLoss
+from lit_dmash.agents.sac import (
+    NetSpec,
+    make_actor,
+    make_optimizer,
+    make_qvalue,
+    make_sac_loss,
+    make_target_updater,
+    policy_head,
+)
 from lit_dmash.config import CollectorConfig, ContextConfig, EnvConfig, SACConfig
 from lit_dmash.envs import context_space, make_env
 from lit_dmash.envs.history import TransitionHistory
@@ -109,8 +118,15 @@ class ContextualSAC(L.LightningModule):
         )
         spec = self._net_spec()
         self.actor = make_actor(spec, self.action_spec)
-        self.loss_module = make_sac_loss(self.actor, make_qvalue(spec, action_dim), self.action_spec, sac)
+        qvalue = make_qvalue(spec, action_dim)
+        self.loss_module = make_sac_loss(self.actor, qvalue, self.action_spec, sac)
         self.target_updater = make_target_updater(self.loss_module, sac.tau)
+        # SACLoss owns every parameter either way; `direct` only evaluates its losses faster.
+        self.direct_loss = (
+            DirectSACLoss(self.loss_module, policy_head(self.actor), spec.input_keys, qvalue.module, self.action_spec)
+            if sac.loss_impl == "direct"
+            else None
+        )
         # Acting: infer the conditioning from the env's transition window, then act on it.
         self.policy: TensorDictModuleBase = (
             TensorDictSequential(self.context_model.policy_module(), self.actor)
@@ -132,7 +148,8 @@ class ContextualSAC(L.LightningModule):
         self._unlogged_returns: list[tuple[float, int]] = []  # (sum, count) of returns since the last log
         self.nonfinite_skipped = 0
         self.last_losses: dict[str, float] = {}  # of the latest update, for callbacks
-        self.timing = {"collect_s": 0.0, "update_s": 0.0}  # cumulative, for throughput measurements
+        # Cumulative, for throughput measurements: collecting + storing, and sampling + updates.
+        self.timing = {"collect_s": 0.0, "update_s": 0.0}
         self._resume: dict[str, Any] | None = None  # state from a checkpoint, applied in on_fit_start
         self.env_poisoned = False  # a non-finite step was collected: do not checkpoint the env state
         # Built per rank in on_fit_start; plain attributes, so Lightning never moves or saves them.
@@ -248,20 +265,15 @@ class ContextualSAC(L.LightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> None:
         t0 = time.perf_counter()
         data = next(self._batches)
-        t1 = time.perf_counter()
         updates_before = self.updates
         metrics: dict[str, float] = {}
-        finite = self._finite_or_handled(data, "observation or reward in collected data")
-        self.env_frames += data.numel()  # a dropped batch was still collected: it counts against the budget
-        if finite:
-            self._record_episodes(data)
-            if self.context_model is not None:
-                self.context_model.update_normalizer(data)
-            self.replay_buffer.extend(data.exclude(*self.unstored_keys).reshape(-1))
-            learning_starts = max(self.collector_cfg.init_random_frames, self.sac_cfg.batch_size)
-            if self.env_frames >= learning_starts:
-                for _ in range(self.sac_cfg.utd):
-                    metrics = self.update(self.replay_buffer.sample().to(self.device)) or metrics
+        stored = self.store(data)
+        t1 = time.perf_counter()
+        if stored and self.env_frames >= self.learning_starts:
+            optimizer = self.optimizers()
+            for _ in range(self.sac_cfg.utd):
+                sample = self.replay_buffer.sample().to(self.device)
+                metrics = self.update(sample, optimizer, self.manual_backward) or metrics
         t2 = time.perf_counter()
 
         self.timing["collect_s"] += t1 - t0
@@ -269,6 +281,22 @@ class ContextualSAC(L.LightningModule):
         if self.env_frames >= self.collector_cfg.total_frames:
             self.trainer.should_stop = True  # before logging: the last step is always logged
         self._log_step(metrics, t1 - t0, t2 - t1, n_updates=self.updates - updates_before)
+
+    @property
+    def learning_starts(self) -> int:
+        """Env frames before the first update: the random warm-up, and at least one full batch."""
+        return max(self.collector_cfg.init_random_frames, self.sac_cfg.batch_size)
+
+    def store(self, data: TensorDictBase) -> bool:
+        """Count, check and store one collected batch; False if it was dropped as non-finite."""
+        finite = self._finite_or_handled(data, "observation or reward in collected data")
+        self.env_frames += data.numel()  # a dropped batch was still collected: it counts against the budget
+        if finite:
+            self._record_episodes(data)
+            if self.context_model is not None:
+                self.context_model.update_normalizer(data)
+            self.replay_buffer.extend(data.exclude(*self.unstored_keys).reshape(-1))
+        return finite
 
     def _finite_or_handled(self, data: TensorDictBase, what: str) -> bool:
         """True if `data` is finite; otherwise stop (raise) or count a skip, per `on_nonfinite`."""
@@ -292,19 +320,26 @@ class ContextualSAC(L.LightningModule):
         dynamics = None
         if self.context_model is not None:
             dynamics = self.context_model.prepare_batch(sample, self.p_mask, self.p_mask_feature)[0]
-        losses = dict(self.loss_module(sample).items())
+        losses = self.direct_loss(sample) if self.direct_loss is not None else dict(self.loss_module(sample).items())
         if dynamics is not None:
             losses["loss_dynamics"] = dynamics
         return losses
 
-    def update(self, sample: TensorDictBase) -> dict[str, float]:
+    def update(
+        self,
+        sample: TensorDictBase,
+        optimizer: torch.optim.Optimizer,
+        backward: Callable[[torch.Tensor], None],
+    ) -> dict[str, float]:
         """One update of every part: one backward of the summed losses, one step, a target update.
 
-        Non-finite losses or gradients are caught before the optimiser steps, so the weights in
-        memory (and in the checkpoint `RunCheckpoint` then writes) are the last good ones. Returns
-        no metrics when the update was skipped.
+        `training_step` passes Lightning's optimizer wrapper and `manual_backward` (precision,
+        DDP and the backward/optimizer hooks of callbacks); `bench/throughput.py` passes a plain
+        Adam and `Tensor.backward` to measure what Lightning costs. Non-finite losses or gradients
+        are caught before the optimiser steps, so the weights in memory (and in the checkpoint
+        `RunCheckpoint` then writes) are the last good ones. Returns no metrics when the update
+        was skipped.
         """
-        optimizer = self.optimizers()
         losses = self.compute_losses(sample)
         bad = [key for key, value in losses.items() if key.startswith("loss_") and not torch.isfinite(value).all()]
         if bad:
@@ -312,7 +347,7 @@ class ContextualSAC(L.LightningModule):
             return {}
         total = sum(value for key, value in losses.items() if key.startswith("loss_"))
         optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(total)
+        backward(total)
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         if not torch.isfinite(torch.stack([g.norm() for g in grads])).all():
             optimizer.zero_grad(set_to_none=True)

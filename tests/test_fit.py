@@ -114,6 +114,7 @@ BAD_INPUT = [
     (["--model.sac.hidden_dims=[64,0]"], "sac.hidden_dims"),
     (["--model.sac.gamma=1.0"], "sac.gamma"),
     (["--model.sac.lr_actor=0"], "sac.lr_actor"),
+    (["--model.sac.loss_impl=fast"], "sac.loss_impl"),
     (["--trainer.callbacks+=callbacks.ZeroShotEvaluation", "--trainer.callbacks.episodes=0"], "episodes"),
     (["--model.method=dmash", "--model.context.history_len=0"], "context.history_len"),
     (["--model.method=dmash", "--model.context.p_mask=1.0"], "context.p_mask"),
