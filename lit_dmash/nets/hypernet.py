@@ -43,7 +43,7 @@ class AdapterShape:
         d, r = self.width, self.rank
         if self.kind == "scale_shift":
             gain, shift = params.split([d, d], dim=-1)
-            return h * (1 + gain) + shift
+            return torch.addcmul(shift, h, 1 + gain)  # h * (1 + gain) + shift, one op on the large h
         if self.kind == "lowrank":
             u, v, shift = params.split([d * r, d * r, d], dim=-1)
             u, v = u.unflatten(-1, (d, r)), v.unflatten(-1, (d, r))
