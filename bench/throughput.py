@@ -5,12 +5,15 @@
 
 The reference is the loop TorchRL's sota SAC script runs: Collector -> TensorDictReplayBuffer ->
 SACLoss (twin Q) -> Adam -> SoftUpdate, no Lightning, on the same env (DI-Friction) and sizes.
-Each repeat runs in its own process (one torch thread), interleaved A B C A B C, so drift and
+`dr_bare` runs our module's own update code (`compute_losses`, optimiser, target updater) in a
+bare loop without the Trainer: `dr` vs `dr_bare` is Lightning's overhead.
+Each repeat runs in its own process (one torch thread), interleaved A B C D A B C D, so drift and
 warm caches hit all variants alike and peak memory (max RSS) is per variant. updates/s counts
 update time only (sample + losses + backward + step + target update); "wall updates/s" divides
 by the whole loop / `trainer.fit` time (collection, Lightning's per-step work and logging
-included); env steps/s counts collection time only. Prints a table and writes JSON with `ratio_dmash_vs_reference` and
-`ratio_dr_vs_reference` (median updates/s ratios).
+included); env steps/s counts collection (and storing) time only. Prints a table and writes JSON
+with `ratio_dmash_vs_reference`, `ratio_dr_vs_reference` (median updates/s ratios) and
+`lightning_overhead_dr` (1 - dr / dr_bare wall updates/s).
 """
 
 from __future__ import annotations
@@ -112,12 +115,57 @@ def run_ours(method: str, num_envs: int, batch: int, utd: int, frames: int, hidd
     }
 
 
+def run_bare(method: str, num_envs: int, batch: int, utd: int, frames: int, hidden: int, device: str = "cpu") -> dict:
+    """Our module's own step code (`store`, `update` with its optimiser) in a bare loop: no Trainer,
+    no logging, no callbacks. `dr` vs this is Lightning's overhead."""
+    import torch
+
+    from lit_dmash.config import CollectorConfig, EnvConfig, SACConfig
+    from lit_dmash.module import ContextualSAC
+
+    module = ContextualSAC(
+        method=method,
+        env=EnvConfig(num_envs=num_envs),
+        collector=CollectorConfig(frames_per_batch=num_envs, total_frames=frames, init_random_frames=batch),
+        sac=SACConfig(hidden_dims=[hidden, hidden], batch_size=batch, utd=utd),
+    ).to(device)
+    optimizer = module.configure_optimizers()  # the module's own optimiser, unwrapped
+    module.on_fit_start()  # the module's own collector and replay buffer (rank 0 without a Trainer)
+    collect_s = update_s = 0.0
+    t = start = time.perf_counter()
+    while module.env_frames < frames:
+        stored = module.store(next(module._batches))  # the same checks and storing as training_step
+        t1 = time.perf_counter()
+        collect_s += t1 - t
+        if stored and module.env_frames >= module.learning_starts:
+            for _ in range(utd):
+                module.update(module.replay_buffer.sample().to(device), optimizer, torch.Tensor.backward)
+        if device != "cpu":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        update_s += t - t1
+    wall_s = time.perf_counter() - start
+    module.on_fit_end()
+    return {
+        "updates": module.updates,
+        "update_s": update_s,
+        "frames": module.env_frames,
+        "collect_s": collect_s,
+        "wall_s": wall_s,
+    }
+
+
 def child(args: argparse.Namespace) -> None:
     import torch
 
     torch.set_num_threads(1)
     sizes = (args.num_envs, args.batch, args.utd, args.frames, args.hidden, args.device)
-    result = run_reference(*sizes) if args.variant == "reference" else run_ours(args.variant, *sizes)
+    if args.variant == "reference":
+        result = run_reference(*sizes)
+    elif args.variant.endswith("_bare"):
+        result = run_bare(args.variant.removesuffix("_bare"), *sizes)
+    else:
+        result = run_ours(args.variant, *sizes)
     result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.device != "cpu":
         result["max_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -198,7 +246,7 @@ def main() -> None:
         hidden=args.hidden,
         device=args.device,
     )
-    variants = ["reference", "dr", "dmash"]
+    variants = ["reference", "dr", "dmash", "dr_bare"]
     samples: dict[str, list[dict]] = {v: [] for v in variants}
     for _, variant in itertools.product(range(args.repeats), variants):  # A B C A B C ...
         samples[variant].append(measure(variant, **sizes))
@@ -218,6 +266,9 @@ def main() -> None:
         "variants": result,
         "ratio_dr_vs_reference": result["dr"]["updates_per_s"]["median"] / ref,
         "ratio_dmash_vs_reference": result["dmash"]["updates_per_s"]["median"] / ref,
+        # Lightning's cost: the same update code without the Trainer, 1 - dr / dr_bare (wall time).
+        "lightning_overhead_dr": 1
+        - result["dr"]["wall_updates_per_s"]["median"] / result["dr_bare"]["wall_updates_per_s"]["median"],
     }
     print(f"sizes {sizes}, {args.repeats} interleaved repeats, median [min, max]")
     wall_ref = result["reference"]["wall_updates_per_s"]["median"]
@@ -253,7 +304,8 @@ def main() -> None:
     args.out.write_text(json.dumps(report, indent=2))
     print(
         f"ratio dr/reference {report['ratio_dr_vs_reference']:.2f}, "
-        f"dmash/reference {report['ratio_dmash_vs_reference']:.2f}; wrote {args.out}"
+        f"dmash/reference {report['ratio_dmash_vs_reference']:.2f}, "
+        f"Lightning overhead on dr {100 * report['lightning_overhead_dr']:.1f}% (wall, vs dr_bare); wrote {args.out}"
     )
 
 
