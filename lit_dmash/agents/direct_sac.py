@@ -52,6 +52,11 @@ class DirectSACLoss:
             raise ValueError("DirectSACLoss implements SACLoss v2 with loss_function='l2' and skip_done_states=False")
         if loss.min_log_alpha is not None or loss.max_log_alpha is not None:
             raise ValueError("DirectSACLoss does not clamp alpha: build SACLoss without min_alpha/max_alpha")
+        if not hasattr(qvalue, "forward_ensemble"):
+            raise TypeError(
+                f"the critic network {type(qvalue).__name__} has no forward_ensemble (AdaptedMLP has): "
+                "use sac.loss_impl=torchrl for other critics"
+            )
         self.loss, self.policy_head, self.qvalue = loss, policy_head, qvalue
         self.actor_in_keys = list(actor_in_keys)
         self.qvalue_in_keys = list(loss.qvalue_network.in_keys)
