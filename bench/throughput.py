@@ -5,8 +5,8 @@
 
 The reference is the loop TorchRL's sota SAC script runs: Collector -> TensorDictReplayBuffer ->
 SACLoss (twin Q) -> Adam -> SoftUpdate, no Lightning, on the same env (DI-Friction) and sizes.
-`dr_bare` runs our module's own update code (`compute_losses`, optimiser, target updater) in a
-bare loop without the Trainer: `dr` vs `dr_bare` is Lightning's overhead.
+`dr_bare` runs our module's own step code (`store`, `update` with its optimiser) in a bare loop
+without the Trainer: `dr` vs `dr_bare` is Lightning's overhead.
 Each repeat runs in its own process (one torch thread), interleaved A B C D A B C D, so drift and
 warm caches hit all variants alike and peak memory (max RSS) is per variant. updates/s counts
 update time only (sample + losses + backward + step + target update); "wall updates/s" divides
@@ -81,18 +81,23 @@ def run_reference(num_envs: int, batch: int, utd: int, frames: int, hidden: int,
     return {"updates": updates, "update_s": update_s, "frames": frames, "collect_s": collect_s, "wall_s": wall_s}
 
 
-def run_ours(method: str, num_envs: int, batch: int, utd: int, frames: int, hidden: int, device: str = "cpu") -> dict:
-    import lightning as L
-
+def our_module(method: str, num_envs: int, batch: int, utd: int, frames: int, hidden: int):
+    """Our LightningModule at the benchmark's sizes (one frame per env per step, as the reference)."""
     from lit_dmash.config import CollectorConfig, EnvConfig, SACConfig
     from lit_dmash.module import ContextualSAC
 
-    module = ContextualSAC(
+    return ContextualSAC(
         method=method,
         env=EnvConfig(num_envs=num_envs),
         collector=CollectorConfig(frames_per_batch=num_envs, total_frames=frames, init_random_frames=batch),
         sac=SACConfig(hidden_dims=[hidden, hidden], batch_size=batch, utd=utd),
     )
+
+
+def run_ours(method: str, num_envs: int, batch: int, utd: int, frames: int, hidden: int, device: str = "cpu") -> dict:
+    import lightning as L
+
+    module = our_module(method, num_envs, batch, utd, frames, hidden)
     root = Path(os.environ.get("TMPDIR", "/tmp")) / f"lit_dmash_throughput_{os.getpid()}"
     trainer = L.Trainer(
         max_epochs=-1,
@@ -120,15 +125,7 @@ def run_bare(method: str, num_envs: int, batch: int, utd: int, frames: int, hidd
     no logging, no callbacks. `dr` vs this is Lightning's overhead."""
     import torch
 
-    from lit_dmash.config import CollectorConfig, EnvConfig, SACConfig
-    from lit_dmash.module import ContextualSAC
-
-    module = ContextualSAC(
-        method=method,
-        env=EnvConfig(num_envs=num_envs),
-        collector=CollectorConfig(frames_per_batch=num_envs, total_frames=frames, init_random_frames=batch),
-        sac=SACConfig(hidden_dims=[hidden, hidden], batch_size=batch, utd=utd),
-    ).to(device)
+    module = our_module(method, num_envs, batch, utd, frames, hidden).to(device)
     optimizer = module.configure_optimizers()  # the module's own optimiser, unwrapped
     start = time.perf_counter()  # as `trainer.fit` in `run_ours`, the module's own set-up is timed
     module.on_fit_start()  # the module's own collector and replay buffer (rank 0 without a Trainer)
