@@ -8,6 +8,7 @@ implementation ends with the same weights and evaluation returns.
 import lightning as L
 import pytest
 import torch
+from conftest import collected_batch
 from tensordict import TensorDict
 from torch.func import functional_call, stack_module_state
 
@@ -40,15 +41,6 @@ def tiny_module(method: str, loss_impl: str = "direct", **context) -> Contextual
     )
 
 
-def fixed_batch(module: ContextualSAC) -> TensorDict:
-    env = module.make_env("train", 4, seed=0)
-    with torch.no_grad():  # as the collector acts: the batch carries no graph
-        rollout = env.rollout(30, module.policy, break_when_any_done=False).reshape(-1)
-    if module.context_model is not None:
-        module.context_model.update_normalizer(rollout)
-    return rollout[torch.randperm(rollout.numel(), generator=torch.Generator().manual_seed(0))[:64]]
-
-
 def losses_and_grads(module: ContextualSAC, batch: TensorDict, sac_losses) -> tuple[dict, list]:
     """SAC (and dynamics) losses on `batch` under a fixed seed, and every parameter's gradient."""
     sample = batch.clone()
@@ -66,7 +58,7 @@ def losses_and_grads(module: ContextualSAC, batch: TensorDict, sac_losses) -> tu
 @pytest.mark.parametrize(("method", "context"), CASES)
 def test_losses_and_gradients_equal_torchrl_sacloss(method, context):
     module = tiny_module(method, **context)
-    batch = fixed_batch(module)
+    batch = collected_batch(module)
     with torch.no_grad():  # away from init: alpha != 1 and target critics != critics
         module.loss_module.log_alpha.fill_(-0.7)
         for target in module.loss_module.target_qvalue_network_params.values(True, True):

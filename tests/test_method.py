@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import collected_batch
 from tensordict import TensorDict
 from torchrl.envs.utils import check_env_specs
 
@@ -23,15 +24,6 @@ def tiny_module(method: str, **context) -> ContextualSAC:
         sac=SACConfig(hidden_dims=HIDDEN, batch_size=32),
         context=ContextConfig(history_len=4, encoder_hidden=[16], hypernet_hidden=[16], **context),
     )
-
-
-def collected_batch(module: ContextualSAC, steps: int = 60) -> TensorDict:
-    """Real transitions (with their windows) from the module's own env and acting policy."""
-    env = module.make_env("train", 4, seed=0)
-    with torch.no_grad():
-        rollout = env.rollout(steps, module.policy, break_when_any_done=False)
-    module.context_model.update_normalizer(rollout)
-    return rollout.reshape(-1)[torch.randperm(4 * steps, generator=torch.Generator().manual_seed(0))[:64]]
 
 
 def grads(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> list[torch.Tensor]:
