@@ -41,32 +41,39 @@ def architecture(module: L.LightningModule) -> dict[str, Any]:
     return arch
 
 
+def _stored_tensors(buffer_state: dict[str, Any]) -> dict[str, Any]:
+    """The storage's flat `{key: tensor}` of a replay buffer `state_dict` ({} before its first write).
+
+    Edited in place by the two functions below: the OrderedDict carries TensorDict metadata.
+    """
+    storage = buffer_state["_storage"]
+    if storage.get("initialized") and isinstance(storage.get("_storage"), dict):
+        return storage["_storage"]
+    return {}
+
+
 def _filled_rows_only(buffer_state: dict[str, Any]) -> dict[str, Any]:
     """A replay buffer `state_dict` whose storage keeps only its filled rows.
 
     TorchRL saves the whole preallocated storage: a 1M-capacity Cheetah buffer holding 20k
     transitions made a 253 MB checkpoint. Rows are cloned: saving a slice would save its base.
     """
-    storage = buffer_state["_storage"]
-    rows = storage.get("_len", 0)
-    if storage.get("initialized") and isinstance(storage.get("_storage"), dict):
-        tensors = storage["_storage"]  # edited in place: the OrderedDict carries TensorDict metadata
-        for key, value in tensors.items():
-            if torch.is_tensor(value):
-                tensors[key] = value[:rows].clone()
+    rows = buffer_state["_storage"].get("_len", 0)
+    tensors = _stored_tensors(buffer_state)
+    for key, value in tensors.items():
+        if torch.is_tensor(value):
+            tensors[key] = value[:rows].clone()
     return buffer_state
 
 
 def _to_capacity(buffer_state: dict[str, Any], capacity: int) -> dict[str, Any]:
     """Undo `_filled_rows_only`: zero rows up to `capacity`, so the storage can keep growing in place."""
-    storage = buffer_state["_storage"]
-    if storage.get("initialized") and isinstance(storage.get("_storage"), dict):
-        tensors = storage["_storage"]
-        for key, value in tensors.items():
-            if torch.is_tensor(value) and value.shape[:1] != (capacity,):
-                full = torch.zeros((capacity, *value.shape[1:]), dtype=value.dtype)
-                full[: value.shape[0]] = value
-                tensors[key] = full
+    tensors = _stored_tensors(buffer_state)
+    for key, value in tensors.items():
+        if torch.is_tensor(value) and value.shape[:1] != (capacity,):
+            full = torch.zeros((capacity, *value.shape[1:]), dtype=value.dtype)
+            full[: value.shape[0]] = value
+            tensors[key] = full
     return buffer_state
 
 
