@@ -1,37 +1,66 @@
-"""Experiment grids: methods x envs x seeds, each run one `python -m lit_dmash fit` process.
+"""Experiment grids: tasks x methods x seeds, run as `python -m lit_dmash fit` jobs.
 
     python -m lit_dmash grid -c conf/grids/di_friction.yaml [--workers 2] [--dry-run]
+    python -m lit_dmash grid -c conf/grids/paper_main.yaml --launcher slurm [--dry-run] [--wait]
 
-The grid only launches and collects: Lightning trains. Every run gets its own folder
-`<out_dir>/<env>/<method>/seed<k>/` holding TensorBoard logs, the resolved `config.yaml`,
-`eval.json` and `checkpoints/last.ckpt` (under `lightning_logs/version_*/`), the process output
-(`fit.log`) and, once it succeeded, `done.json`. A second call skips finished runs and resumes
-interrupted ones from their last checkpoint (`--ckpt_path last`), so a grid is resumable
-as a whole. At the end `aggregate` writes `results.md`, `results.json` and plots to `out_dir`.
+The grid only launches and collects: Lightning trains. A job is one fit process. With
+`group_seeds: true` (the default) one job trains all seeds of a task x method variant as a batch
+(`--model.seeds=[0,1,...]`) in the job folder `<out_dir>/<task>/<variant>/`; with `false` each
+seed is its own job in `<out_dir>/<task>/<variant>/seed<k>/`. A job folder is the fit's
+`default_root_dir`: it holds `fit.log` (the process output), `lightning_logs/version_*/`
+(TensorBoard, `config.yaml`, `checkpoints/last.ckpt`) and a `seed<k>/` folder per seed with its
+`eval.json` (a single-seed job's is thus `seed<k>/seed<k>/`; `seed_dirs` finds both layouts, and
+one out_dir holds only one). When the fit exits 0, `done.json` is written atomically into every
+`seed<k>/`, then into the job folder. A job is finished when all its seeds are: a second call
+skips finished jobs, trains only a group's unfinished seeds, and resumes an interrupted job with
+`--ckpt_path last` if it left a checkpoint. Every launcher runs the same `run_job`, so skipping,
+resuming and aggregating do not depend on the launcher. At the end `aggregate` writes
+`results.md`, `results.json` and plots to out_dir (slurm prints that command, unless `--wait`).
 
-Grid file:
+Grid file (every key; `tasks`, `methods` and `seeds` are required):
 
 ```yaml
-envs: [di_friction]
-methods: [dr, dma, dmash, dmash:lowrank]  # method[:adapter_kind]
+tasks: [di_friction]                       # config folders under conf/ (was `envs`, now refused)
+methods: [dr, dma, dmash, dmash:lowrank]   # method[:adapter]; the adapter becomes --model.context.adapter
 seeds: [0, 1, 2]
-config: conf/{env}/{method}.yaml          # per-run config; {env} and {method} are filled in
-args: ["--model.collector.total_frames=30000"]  # extra CLI arguments for every run
-workers: 1                                 # runs in parallel (one torch thread each)
-out_dir: runs/grids/di_friction
+group_seeds: true                          # one job per task x variant (false: one per seed)
+config: conf/{task}/{method}.yaml          # per-job config; {task} and {method} (without :adapter) are filled in
+args: ["--model.collector.total_frames=30000"]  # extra fit arguments for every job
+workers: 1                                 # pool / submitit-local: jobs in parallel (one torch thread each)
+out_dir: runs/grids/<grid file name>       # relative to the caller's directory
 baselines: [dr, dma]                       # relative gains are reported against these
+launcher: pool                             # pool | submitit-local | slurm (--launcher overrides it)
+slurm:                                     # slurm / submitit-local settings (see SlurmSpec)
+  partition: null
+  account: null
+  qos: null
+  time: "72:00:00"                         # [D-]HH:MM:SS, or minutes
+  cpus_per_task: 1                         # also the job's torch threads under slurm
+  mem: 8G                                  # per job, with a K/M/G/T unit
+  gpus_per_node: 0
+  array_parallelism: 256                   # array jobs running at once
+  job_name: null                           # default lit-dmash-<out_dir name>
+  folder: null                             # submitit's logs and pickles; default <out_dir>/submitit
+  setup: []                                # shell lines run before each job (module load, venv)
+  additional: {}                           # any other sbatch option, e.g. {mail-type: FAIL}
 ```
+
+Test hook: the environment variable `LIT_DMASH_GRID_FIT` (a shell-quoted command) replaces
+`python -m lit_dmash fit` in every job's command; it exists for the tests' stand-in fit script.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
+import shlex
+import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -41,204 +70,466 @@ from lit_dmash.errors import ConfigError
 from lit_dmash.io import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[1]
+LAUNCHERS = ("pool", "submitit-local", "slurm")
+ADAPTER_KINDS = ("bottleneck", "scale_shift", "lowrank", "full")  # lit_dmash.nets.adapters' (torch-free copy)
+STOP_GRACE_S = 120  # how long an interrupted job waits for its fit to save a checkpoint
+FIT_COMMAND_ENV = "LIT_DMASH_GRID_FIT"  # test-only: replaces `python -m lit_dmash fit`
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    """The newest `**/checkpoints/last.ckpt` under `root`: what `fit --ckpt_path last` resumes.
+
+    The same rule as `lit_dmash.checkpointing.latest_last_checkpoint` (a test keeps them equal),
+    not imported because it pulls torch and Lightning into every grid and submitit process.
+    """
+    found = [p for p in root.glob("**/checkpoints/last.ckpt") if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def seed_dirs(out_dir: str | Path) -> list[tuple[str, str, int, Path]]:
+    """`(task, variant folder, seed, seed folder)` for every seed folder of a grid, in either layout.
+
+    Seed groups: `<task>/<variant>/seed<k>/`; single-seed jobs: `<task>/<variant>/seed<k>/seed<k>/`
+    (the job folder is the fit's root, which puts the seed's outputs in its own `seed<k>/`).
+    """
+    found = []
+    for path in Path(out_dir).glob("*/*/seed*"):
+        if path.is_dir() and re.fullmatch(r"seed\d+", path.name):
+            task, variant = path.parent.parent.name, path.parent.name
+            nested = path / path.name  # a single-seed job folder holds the seed's own folder
+            found.append((task, variant, int(path.name[4:]), nested if nested.is_dir() else path))
+    return sorted(found)
+
+
+def relative(path: Path) -> str:
+    """`path` relative to the repository when inside it (jobs run there), else absolute."""
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
+def seed_ranges(seeds: tuple[int, ...] | list[int]) -> str:
+    """`0-4,7`: a short, readable seed list for progress lines."""
+    parts: list[str] = []
+    for seed in sorted(seeds):
+        if parts and seed == int(parts[-1].rpartition("-")[2]) + 1:
+            parts[-1] = f"{parts[-1].partition('-')[0]}-{seed}"
+        else:
+            parts.append(str(seed))
+    return ",".join(parts)
 
 
 @dataclass(frozen=True)
-class Run:
-    """One (env, method variant, seed) cell of a grid."""
+class Job:
+    """One fit process: a task x method variant and the seeds it trains (all of a group, or one)."""
 
-    env: str
+    task: str
     variant: str  # "dmash" or "dmash:lowrank"
-    seed: int
+    seeds: tuple[int, ...]
     config: Path
-    out: Path
+    root: Path  # --trainer.default_root_dir
+    args: tuple[str, ...] = ()
+    fit: tuple[str, ...] = (sys.executable, "-m", "lit_dmash", "fit")
 
     @property
     def method(self) -> str:
         return self.variant.partition(":")[0]
 
     @property
-    def label(self) -> str:
-        return self.variant.replace(":", "_")
+    def name(self) -> str:
+        return f"{self.task}/{self.variant.replace(':', '_')}/seeds={seed_ranges(self.seeds)}"
+
+    def seed_dir(self, seed: int) -> Path:
+        return self.root / f"seed{seed}"
+
+    @property
+    def pending_seeds(self) -> tuple[int, ...]:
+        return tuple(s for s in self.seeds if not (self.seed_dir(s) / "done.json").is_file())
 
     @property
     def finished(self) -> bool:
-        return (self.out / "done.json").is_file()
+        return not self.pending_seeds
 
-    def command(self, extra_args: list[str]) -> list[str]:
+    def resumable_checkpoint(self) -> Path | None:
+        """The checkpoint of an interrupted attempt; None if there is none or it belongs to a finished one.
+
+        A finished job records its checkpoint in `done.json`: when seeds are added to a grid later,
+        the group's new attempt must start fresh rather than continue the finished batch.
+        """
+        found = latest_checkpoint(self.root)
+        if found is None:
+            return None
+        done = self.root / "done.json"
+        if done.is_file() and json.loads(done.read_text()).get("checkpoint") == str(found):
+            return None
+        return found
+
+    def command(self) -> list[str]:
+        """The fit command for the unfinished seeds, resuming if an interrupted attempt left a checkpoint."""
+        seeds = ",".join(str(s) for s in self.pending_seeds or self.seeds)
         cmd = [
-            sys.executable,
-            "-m",
-            "lit_dmash",
-            "fit",
+            *self.fit,
             "-c",
-            str(self.config),
-            f"--seed_everything={self.seed}",
+            relative(self.config),
             f"--model.method={self.method}",
-            f"--trainer.default_root_dir={self.out}",
+            f"--model.seeds=[{seeds}]",
+            f"--trainer.default_root_dir={relative(self.root)}",
             "--trainer.enable_progress_bar=false",
-            *extra_args,
+            *self.args,
         ]
         _, _, adapter_kind = self.variant.partition(":")
         if adapter_kind:
-            cmd.append(f"--model.context.adapter_kind={adapter_kind}")
-        if list(self.out.glob("lightning_logs/*/checkpoints/last.ckpt")):
+            cmd.append(f"--model.context.adapter={adapter_kind}")
+        if self.resumable_checkpoint() is not None:
             cmd.append("--ckpt_path=last")  # interrupted earlier: continue, do not start over
         return cmd
 
+    def mark_done(self, record: dict[str, Any]) -> None:
+        """`done.json` into each seed folder, then the job folder (which names the finished checkpoint)."""
+        for seed in record["seeds"]:
+            atomic_write_json(self.seed_dir(seed) / "done.json", {**record, "seed": seed})
+        checkpoint = latest_checkpoint(self.root)
+        atomic_write_json(self.root / "done.json", {**record, "checkpoint": str(checkpoint) if checkpoint else None})
+
+
+def run_job(job: Job, threads: int = 1) -> dict[str, Any]:
+    """Run one job's fit to completion in its own process (output appended to `fit.log`).
+
+    The same function runs under every launcher; it returns a record instead of raising when the
+    fit fails, so a failure reaches the progress report with its exit code.
+    """
+    job.root.mkdir(parents=True, exist_ok=True)
+    seeds = job.pending_seeds or job.seeds
+    cmd = job.command()
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    start = time.perf_counter()
+    with (job.root / "fit.log").open("a") as log:
+        log.write(f"$ {shlex.join(cmd)}\n")
+        log.flush()
+        returncode = _wait_for_fit(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT))
+    record = {
+        "task": job.task,
+        "method": job.variant,
+        "seeds": list(seeds),
+        "returncode": returncode,
+        "wall_s": round(time.perf_counter() - start, 1),
+        "command": cmd,
+    }
+    if returncode == 0:
+        job.mark_done(record)
+    return record
+
+
+def _wait_for_fit(proc: subprocess.Popen) -> int:
+    """The fit's exit code; if we are interrupted first (Ctrl-C, a launcher's cancel or timeout), the fit
+    gets SIGTERM and time to save `last.ckpt` (which `subprocess.run` would not give it: it kills)."""
+    try:
+        return proc.wait()
+    except BaseException:
+        proc.terminate()
+        try:
+            proc.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
+
+
+def run_job_in_submitit(job: Job, threads: int = 1) -> dict[str, Any]:
+    """`run_job` inside a submitit job.
+
+    Slurm sends USR2 (submitit's requeue signal) 90 s before the time limit; our callable is not
+    checkpointable, so submitit would raise, and the fit would be killed mid-run. Ignored here
+    (and by the fit, which inherits it), the fit runs to slurm's SIGTERM at the limit, saves
+    `last.ckpt`, and the next grid call resumes it.
+    """
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    return run_job(job, threads)
+
+
+def _parse_minutes(value: Any) -> int | None:
+    """Slurm's time formats (`M`, `M:S`, `H:M:S`, `D-H`, `D-H:M`, `D-H:M:S`, or int minutes) in minutes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value > 0 else None
+    match = re.fullmatch(r"(?:(\d+)-)?(\d+(?::\d+){0,2})", str(value))
+    if not match:
+        return None
+    days, parts = int(match.group(1) or 0), [int(p) for p in match.group(2).split(":")]
+    if match.group(1):  # D-H, D-H:M, D-H:M:S
+        h, m, s = [*parts, 0, 0][:3]
+    elif len(parts) == 3:  # H:M:S
+        h, m, s = parts
+    else:  # M, M:S
+        h, (m, s) = 0, [*parts, 0][:2]
+    minutes = days * 1440 + h * 60 + m + (1 if s else 0)
+    return minutes if minutes > 0 else None
+
 
 @dataclass
-class GridSpec:
-    """A parsed, validated grid file."""
+class SlurmSpec:
+    """The grid file's `slurm:` section: sbatch settings for each job of the array."""
 
-    envs: list[str]
-    methods: list[str]
-    seeds: list[int]
-    config: str = "conf/{env}/{method}.yaml"
-    args: list[str] = field(default_factory=list)
-    workers: int = 1
-    out_dir: str = "runs/grids/grid"
-    baselines: list[str] = field(default_factory=lambda: ["dr", "dma"])
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    time: str | int = "72:00:00"
+    cpus_per_task: int = 1
+    mem: str = "8G"
+    gpus_per_node: int = 0
+    array_parallelism: int = 256
+    job_name: str | None = None
+    folder: str | None = None
+    setup: list[str] = field(default_factory=list)
+    additional: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: str | Path) -> GridSpec:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError("grid", str(path), "expected an existing grid YAML file")
-        data = yaml.safe_load(path.read_text())
+    def from_dict(cls, data: Any) -> SlurmSpec:
+        if data is None:
+            return cls()
         if not isinstance(data, dict):
-            raise ConfigError("grid", str(path), "expected a mapping with envs, methods, seeds")
-        allowed = set(cls.__dataclass_fields__)
-        for key in data:
-            if key not in allowed:
-                raise ConfigError(f"grid.{key}", data[key], f"allowed keys: {sorted(allowed)}")
+            raise ConfigError("grid.slurm", data, "expected a mapping of slurm settings")
+        _check_keys("grid.slurm", data, cls)
         spec = cls(**data)
         spec.validate()
         return spec
 
     def validate(self) -> None:
-        from lit_dmash.envs import env_names
-        from lit_dmash.methods import METHODS
+        for name in ("partition", "account", "qos", "job_name", "folder"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise ConfigError(f"grid.slurm.{name}", getattr(self, name), "expected a string or null")
+        if _parse_minutes(self.time) is None:
+            raise ConfigError("grid.slurm.time", self.time, "expected [D-]HH:MM:SS or minutes > 0")
+        if not isinstance(self.mem, str) or not re.fullmatch(r"\d+[KMGT]", self.mem):
+            raise ConfigError("grid.slurm.mem", self.mem, "expected a size with a unit, e.g. 8G or 8000M")
+        for name, low in (("cpus_per_task", 1), ("gpus_per_node", 0), ("array_parallelism", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ConfigError(f"grid.slurm.{name}", value, f"expected an integer >= {low}")
+        if not isinstance(self.setup, list) or not all(isinstance(line, str) for line in self.setup):
+            raise ConfigError("grid.slurm.setup", self.setup, "expected a list of shell lines")
+        if not isinstance(self.additional, dict):
+            raise ConfigError("grid.slurm.additional", self.additional, "expected a mapping of sbatch options")
 
-        for name, values in [("envs", self.envs), ("methods", self.methods), ("seeds", self.seeds)]:
-            if not isinstance(values, list) or not values:
-                raise ConfigError(f"grid.{name}", values, "expected a non-empty list")
-        for env in self.envs:
-            if env not in env_names():
-                raise ConfigError("grid.envs", env, f"expected names from {env_names()}")
+    @property
+    def minutes(self) -> int:
+        return _parse_minutes(self.time) or 0
+
+    def executor_parameters(self, out_dir: Path) -> dict[str, Any]:
+        """Keyword arguments for submitit's `SlurmExecutor.update_parameters` (None values left out)."""
+        params: dict[str, Any] = {
+            "job_name": self.job_name or f"lit-dmash-{out_dir.name}",
+            "partition": self.partition,
+            "account": self.account,
+            "qos": self.qos,
+            "time": self.minutes,
+            "cpus_per_task": self.cpus_per_task,
+            "mem": self.mem,
+            "gpus_per_node": self.gpus_per_node or None,
+            "array_parallelism": self.array_parallelism,
+            "setup": self.setup or None,
+            "additional_parameters": self.additional or None,
+        }
+        return {key: value for key, value in params.items() if value is not None}
+
+    def folder_path(self, out_dir: Path) -> Path:
+        """submitit's folder (its pickles and logs, named by job id; a `%j` in it becomes the job id)."""
+        return Path(self.folder).resolve() if self.folder else out_dir / "submitit"
+
+
+def _check_keys(prefix: str, data: dict[str, Any], cls: type) -> None:
+    allowed = sorted(f.name for f in fields(cls))
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(f"{prefix}.{key}", data[key], f"allowed keys: {allowed}")
+
+
+@dataclass
+class GridSpec:
+    """A parsed, validated grid file (see the module docstring for every key)."""
+
+    tasks: list[str]
+    methods: list[str]
+    seeds: list[int]
+    group_seeds: bool = True
+    config: str = "conf/{task}/{method}.yaml"
+    args: list[str] = field(default_factory=list)
+    workers: int = 1
+    out_dir: str = "runs/grids/grid"
+    baselines: list[str] = field(default_factory=lambda: ["dr", "dma"])
+    launcher: str = "pool"
+    slurm: SlurmSpec = field(default_factory=SlurmSpec)
+
+    @classmethod
+    def load(cls, path: str | Path) -> GridSpec:
+        """Parse and check the file's schema; names that need the filesystem are checked by `problems`."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError("grid", str(path), "expected an existing grid YAML file")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as error:
+            raise ConfigError("grid", str(path), f"not valid YAML ({str(error).splitlines()[0]})") from error
+        if not isinstance(data, dict):
+            raise ConfigError("grid", str(path), "expected a mapping with tasks, methods, seeds")
+        if "envs" in data:
+            renamed = "renamed to `tasks` (per-job configs: conf/{task}/{method}.yaml)"
+            raise ConfigError("grid.envs", data["envs"], renamed)
+        _check_keys("grid", data, cls)
+        for key in ("tasks", "methods", "seeds"):
+            if key not in data:
+                raise ConfigError(f"grid.{key}", None, "required: a non-empty list")
+        data = {"out_dir": f"runs/grids/{path.stem}", **data}
+        spec = cls(**{**data, "slurm": SlurmSpec.from_dict(data.get("slurm"))})
+        spec.validate()
+        return spec
+
+    def validate(self) -> None:
+        for name in ("tasks", "methods", "seeds"):
+            values = getattr(self, name)
+            if not isinstance(values, list) or not values or len(set(map(str, values))) != len(values):
+                raise ConfigError(f"grid.{name}", values, "expected a non-empty list without repeats")
+        for task in self.tasks:
+            if not isinstance(task, str) or not _NAME.match(task):
+                raise ConfigError("grid.tasks", task, "expected folder names (letters, digits, _ . -)")
         for variant in self.methods:
-            method, _, kind = variant.partition(":")
-            if method not in METHODS:
-                raise ConfigError(
-                    "grid.methods", variant, f"expected method[:adapter_kind] with method in {sorted(METHODS)}"
-                )
-            if kind and kind not in ("scale_shift", "lowrank", "full"):
-                raise ConfigError("grid.methods", variant, "adapter_kind must be scale_shift, lowrank or full")
-        if not all(isinstance(s, int) and not isinstance(s, bool) for s in self.seeds):
-            raise ConfigError("grid.seeds", self.seeds, "expected a list of integers")
-        if not isinstance(self.workers, int) or self.workers < 1:
-            raise ConfigError("grid.workers", self.workers, "expected an integer >= 1")
+            method, _, kind = str(variant).partition(":")
+            if not _NAME.match(method) or (kind and kind not in ADAPTER_KINDS):
+                raise ConfigError("grid.methods", variant, f"expected method[:adapter], adapter in {ADAPTER_KINDS}")
+        if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in self.seeds):
+            raise ConfigError("grid.seeds", self.seeds, "expected a list of integers >= 0")
+        self._validate_scalars()
+
+    def _validate_scalars(self) -> None:
+        if not isinstance(self.group_seeds, bool):
+            raise ConfigError("grid.group_seeds", self.group_seeds, "expected true or false")
+        try:
+            self.config.format(task="t", method="m")
+        except (KeyError, IndexError, ValueError, AttributeError) as error:
+            raise ConfigError("grid.config", self.config, "expected a path with {task} and {method}") from error
         if not isinstance(self.args, list) or not all(isinstance(a, str) for a in self.args):
             raise ConfigError("grid.args", self.args, "expected a list of CLI argument strings")
-        for run in self.runs():
-            if not run.config.is_file():
-                raise ConfigError(
-                    "grid.config", str(run.config), f"no such file for env={run.env}, method={run.method}"
-                )
+        if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1:
+            raise ConfigError("grid.workers", self.workers, "expected an integer >= 1")
+        if not isinstance(self.out_dir, str) or not self.out_dir:
+            raise ConfigError("grid.out_dir", self.out_dir, "expected a folder path")
+        if not isinstance(self.baselines, list) or not all(isinstance(b, str) for b in self.baselines):
+            raise ConfigError("grid.baselines", self.baselines, "expected a list of method names")
+        if self.launcher not in LAUNCHERS:
+            raise ConfigError("grid.launcher", self.launcher, f"expected one of {list(LAUNCHERS)}")
 
-    def _config_path(self, env: str, method: str) -> Path:
-        """The run's config, absolute: relative to the caller's directory if it exists there, else the repo."""
-        path = Path(self.config.format(env=env, method=method))
+    @property
+    def out(self) -> Path:
+        return Path(self.out_dir).resolve()
+
+    def _config_path(self, task: str, method: str) -> Path:
+        """The job's config, absolute: relative to the caller's directory if it exists there, else the repo."""
+        path = Path(self.config.format(task=task, method=method))
         if path.is_absolute():
             return path
         return path.resolve() if path.exists() else REPO / path
 
-    def runs(self) -> list[Run]:
-        """Every cell, seed-major so early results cover all methods.
+    def jobs(self) -> list[Job]:
+        """Every job, with absolute paths (jobs run in the repository root, whatever the caller's directory).
 
-        Paths are absolute: runs execute in the repository root, whatever the caller's directory.
+        Seed groups are task-major; single-seed jobs are seed-major so early results cover all methods.
         """
-        out = Path(self.out_dir).resolve()
+        fit = tuple(shlex.split(os.environ[FIT_COMMAND_ENV])) if os.environ.get(FIT_COMMAND_ENV) else Job.fit
+        cells = [(task, variant) for task in self.tasks for variant in self.methods]
+        if self.group_seeds:
+            specs = [(task, variant, tuple(self.seeds)) for task, variant in cells]
+        else:
+            specs = [(task, variant, (seed,)) for seed in self.seeds for task, variant in cells]
         return [
-            Run(
-                env=env,
+            Job(
+                task=task,
                 variant=variant,
-                seed=seed,
-                config=self._config_path(env, variant.partition(":")[0]),
-                out=out / env / variant.replace(":", "_") / f"seed{seed}",
+                seeds=seeds,
+                config=self._config_path(task, variant.partition(":")[0]),
+                root=self._job_root(task, variant, seeds),
+                args=tuple(self.args),
+                fit=fit,
             )
-            for seed in self.seeds
-            for env in self.envs
-            for variant in self.methods
+            for task, variant, seeds in specs
         ]
 
+    def _job_root(self, task: str, variant: str, seeds: tuple[int, ...]) -> Path:
+        cell = self.out / task / variant.replace(":", "_")
+        return cell if self.group_seeds else cell / f"seed{seeds[0]}"
 
-def launch(run: Run, extra_args: list[str]) -> dict[str, Any]:
-    """Run one cell to completion in its own process; write `done.json` on success."""
-    run.out.mkdir(parents=True, exist_ok=True)
-    cmd = run.command(extra_args)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    start = time.perf_counter()
-    with (run.out / "fit.log").open("a") as log:
-        log.write(f"$ {' '.join(cmd)}\n")
-        log.flush()
-        proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    record = {
-        "env": run.env,
-        "method": run.variant,
-        "seed": run.seed,
-        "returncode": proc.returncode,
-        "wall_s": round(time.perf_counter() - start, 1),
-        "command": cmd,
-    }
-    if proc.returncode == 0:
-        atomic_write_json(run.out / "done.json", record)
-    return record
+    def problems(self) -> list[ConfigError]:
+        """What would make jobs fail at once: unknown methods, missing configs, a layout clash in out_dir.
+
+        Launching refuses a grid with problems; `--dry-run` only warns (configs may not exist yet).
+        """
+        from lit_dmash.methods import METHODS
+
+        found: dict[str, ConfigError] = {}
+        for variant in self.methods:
+            if variant.partition(":")[0] not in METHODS:
+                found[variant] = ConfigError("grid.methods", variant, f"expected methods from {sorted(METHODS)}")
+        for job in self.jobs():
+            if not job.config.is_file():
+                found.setdefault(
+                    str(job.config),
+                    ConfigError("grid.config", relative(job.config), f"no such file (task={job.task}, {job.method})"),
+                )
+        found.update(self._layout_clashes())
+        return list(found.values())
+
+    def _layout_clashes(self) -> dict[str, ConfigError]:
+        """out_dir cells written with the other `group_seeds`: their checkpoints would be resumed by the wrong job."""
+        clashes = {}
+        for task in self.tasks:
+            for variant in self.methods:
+                cell = self.out / task / variant.replace(":", "_")
+                other = "seed*/lightning_logs" if self.group_seeds else "lightning_logs"
+                if any(cell.glob(other)):
+                    clashes[str(cell)] = ConfigError(
+                        "grid.group_seeds",
+                        self.group_seeds,
+                        f"{cell} holds jobs run with group_seeds={not self.group_seeds}; use another out_dir",
+                    )
+        return clashes
 
 
-def run_grid(spec: GridSpec, workers: int | None = None, log: Any = print) -> list[dict[str, Any]]:
-    """Launch every unfinished run (`workers` at a time); returns one record per launched run."""
-    pending = [run for run in spec.runs() if not run.finished]
-    log(f"grid: {len(spec.runs())} runs, {len(spec.runs()) - len(pending)} already finished, {len(pending)} to run")
-    records = []
-    with ThreadPoolExecutor(workers or spec.workers) as pool:
-        for record in pool.map(lambda run: launch(run, spec.args), pending):
-            status = "ok" if record["returncode"] == 0 else f"FAILED (exit {record['returncode']})"
-            log(f"  {record['env']}/{record['method']}/seed{record['seed']}: {status} in {record['wall_s']} s")
-            records.append(record)
-    return records
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lit_dmash grid", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-c", "--config", required=True, help="grid YAML (see conf/grids/)")
+    parser.add_argument("--launcher", default=None, help=f"one of {', '.join(LAUNCHERS)} (default: the grid's)")
+    parser.add_argument("--workers", type=int, default=None, help="pool/submitit-local: jobs in parallel")
+    parser.add_argument("--out-dir", default=None, help="override the grid's out_dir")
+    parser.add_argument("--dry-run", action="store_true", help="print every job's command (and slurm settings)")
+    parser.add_argument("--wait", action="store_true", help="slurm: wait for the jobs, report, aggregate")
+    parser.add_argument("--no-aggregate", action="store_true", help="skip results.md / plots")
+    return parser
+
+
+def load_with_overrides(args: argparse.Namespace) -> GridSpec:
+    """The grid file with the command line's overrides applied and checked."""
+    spec = GridSpec.load(args.config)
+    if args.launcher is not None:
+        if args.launcher not in LAUNCHERS:
+            raise ConfigError("launcher", args.launcher, f"expected one of {list(LAUNCHERS)}")
+        spec.launcher = args.launcher
+    if args.workers is not None:
+        if args.workers < 1:
+            raise ConfigError("workers", args.workers, "expected an integer >= 1")
+        spec.workers = args.workers
+    if args.out_dir is not None:
+        spec.out_dir = args.out_dir
+    return spec
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lit_dmash grid", description=__doc__.split("\n\n")[0])
-    parser.add_argument("-c", "--config", required=True, help="grid YAML (see conf/grids/)")
-    parser.add_argument("--workers", type=int, default=None, help="override the grid's workers")
-    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
-    parser.add_argument("--no-aggregate", action="store_true", help="skip results.md / plots")
-    args = parser.parse_args(argv)
+    from lit_dmash import launchers
+
+    args = _parser().parse_args(argv)
     try:
-        spec = GridSpec.load(args.config)
-        if args.workers is not None and args.workers < 1:
-            raise ConfigError("workers", args.workers, "expected an integer >= 1")
+        spec = load_with_overrides(args)
+        if args.dry_run:
+            return launchers.dry_run(spec)
+        problems = spec.problems()
+        if problems:
+            raise problems[0]
+        return launchers.launch(spec, wait=args.wait, aggregate=not args.no_aggregate)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if args.dry_run:
-        for run in spec.runs():
-            state = "finished" if run.finished else "pending"
-            print(f"[{state}] {' '.join(run.command(spec.args))}")
-        return 0
-    records = run_grid(spec, args.workers)
-    failed = [r for r in records if r["returncode"] != 0]
-    if not args.no_aggregate:
-        from lit_dmash.aggregate import aggregate_grid
-
-        try:
-            aggregate_grid(spec.out_dir, baselines=spec.baselines)
-            print(f"results: {Path(spec.out_dir) / 'results.md'}")
-        except FileNotFoundError as error:  # every run failed before its first evaluation
-            print(f"no results to aggregate: {error}", file=sys.stderr)
-    if failed:
-        print(f"{len(failed)} run(s) failed; see their fit.log", file=sys.stderr)
-        return 1
-    return 0
