@@ -16,18 +16,19 @@ SCHEDULES = ("constant", "linear", "cosine")
 
 
 class MaskingSchedule(L.Callback):
-    """Sets `p_mask` before every training step from the env frames seen so far.
+    """Sets the masking probability before every training step from the env frames seen so far.
 
     `constant` keeps `start`; `linear` and `cosine` go from `start` to `end` over `over_frames`
-    env frames, then stay at `end`. The module logs the value in force as `train/p_mask`. Driven
-    by env frames (not Lightning's step), so a resumed run continues the schedule where it was.
-    Methods without masking (`dr`, `oracle`, `dma`, `dmash_nomask`) are left alone, with a warning.
+    env frames (per seed), then stay at `end`. The module logs the value in force as
+    `train/p_mask`. Driven by env frames (not Lightning's step), so a resumed run continues the
+    schedule where it was. Methods without an encoder are left alone, with a warning. (Ours: the
+    authors keep the method's masking probability constant.)
 
     Args:
         schedule: `constant`, `linear` or `cosine`.
-        start: `p_mask` at frame 0; None keeps the module's `context.p_mask`.
-        end: `p_mask` from `over_frames` on.
-        over_frames: Length of the decay in env frames; None uses the run's `collector.total_frames`.
+        start: Probability at frame 0; None keeps the method's (0.2 DMA*, 0.4 DMA*-SH, or context.p_mask).
+        end: Probability from `over_frames` on.
+        over_frames: Length of the schedule in env frames; None uses the whole run.
     """
 
     def __init__(
@@ -55,14 +56,15 @@ class MaskingSchedule(L.Callback):
         return self.end + (start - self.end) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._active = pl_module.method.mask
+        self._active = pl_module.agent.encoder is not None
         if not self._active:
-            rank_zero_warn(f"MaskingSchedule: method {pl_module.method.name!r} does not mask; the schedule is ignored")
+            rank_zero_warn(f"MaskingSchedule: method {pl_module.method.name!r} has no encoder; the schedule is ignored")
         if self.start is None:
-            self.start = pl_module.context_cfg.p_mask
+            self.start = pl_module.spec.p_mask
         if self.over_frames is None:
-            self.over_frames = pl_module.collector_cfg.total_frames
+            protocol = pl_module.protocol
+            self.over_frames = (protocol.random_steps + protocol.total_steps + 1) * pl_module.env_cfg.num_envs
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
         if self._active:
-            pl_module.p_mask = self.value(pl_module.env_frames, self.start, self.over_frames)
+            pl_module.set_p_mask(self.value(pl_module.env_frames, self.start, self.over_frames))

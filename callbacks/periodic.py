@@ -1,4 +1,4 @@
-"""When a periodic callback is due, by one of our counters (env frames, updates)."""
+"""When a periodic callback is due, by one of our counters (updates, env frames)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import lightning as L
 
 
 class Periodic:
-    """Due each time `count` reaches the next multiple of `every`; never when `every` is 0.
+    """Due each time `count` reaches the next multiple of `every` (from `first`); never when `every` is 0.
 
-    Catches up in one step if `count` jumps past several multiples (a large collection), and
-    keys on our counters rather than Lightning's step, so a resumed run keeps its rhythm.
+    Catches up in one step if `count` jumps past several multiples, and keys on our counters rather
+    than Lightning's step, so a resumed run keeps its rhythm.
     """
 
-    def __init__(self, every: int) -> None:
+    def __init__(self, every: int, first: int | None = None) -> None:
         self.every = every
-        self.next = every
+        self.next = every if first is None else first
 
     def due(self, count: int) -> bool:
         if not self.every or count < self.next:
@@ -23,36 +23,67 @@ class Periodic:
         return True
 
 
-class EveryNFrames(L.Callback):
-    """Base of callbacks that `run` every `every_n_frames` env frames and once more at the end.
+class EveryN(L.Callback):
+    """Base of callbacks that `run` every `every` units of a counter and once more at the end.
 
-    The end-of-training run is skipped when the last periodic one happened at the same frame
-    count. The schedule is checkpointed (`state_dict`), so a resumed run keeps its rhythm.
-    Subclasses implement `run` (decorate it with `rank_zero_only` if only rank 0 should work).
+    `counter(pl_module)` gives the count (subclasses pick updates or env frames). The
+    end-of-training run is skipped when the last periodic one happened at the same count. The
+    schedule is checkpointed (`state_dict`), so a resumed run keeps its rhythm. Subclasses
+    implement `run` (decorate it with `rank_zero_only` if only rank 0 should work).
     """
 
-    def __init__(self, every_n_frames: int) -> None:
-        self.every_n_frames = every_n_frames
-        self._period = Periodic(every_n_frames)
-        self._last_run_frames = -1
+    def __init__(self, every: int, first: int | None = None) -> None:
+        self._period = Periodic(every, first)
+        self._last_run = -1
+
+    def counter(self, pl_module: L.LightningModule) -> int:
+        raise NotImplementedError
 
     def run(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         raise NotImplementedError
 
     def _run_now(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._last_run_frames = pl_module.env_frames
+        self._last_run = self.counter(pl_module)
         self.run(trainer, pl_module)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
-        if self._period.due(pl_module.env_frames):
+        if self._period.due(self.counter(pl_module)):
             self._run_now(trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if pl_module.env_frames != self._last_run_frames:
+        if self.counter(pl_module) != self._last_run:
             self._run_now(trainer, pl_module)
 
     def state_dict(self) -> dict:
-        return {"next": self._period.next, "last": self._last_run_frames}
+        return {"next": self._period.next, "last": self._last_run}
 
     def load_state_dict(self, state: dict) -> None:
-        self._period.next, self._last_run_frames = state["next"], state["last"]
+        self._period.next, self._last_run = state["next"], state["last"]
+
+
+class EveryNFrames(EveryN):
+    """`EveryN` on env frames per seed (what the x-axis of every logged metric counts)."""
+
+    def __init__(self, every_n_frames: int) -> None:
+        super().__init__(every_n_frames)
+        self.every_n_frames = every_n_frames
+
+    def counter(self, pl_module: L.LightningModule) -> int:
+        return pl_module.env_frames
+
+
+class EveryNUpdates(EveryN):
+    """`EveryN` on updates, first after the first update (the authors evaluate at t = 0, 5000, ...)."""
+
+    def __init__(self, every_n_updates: int) -> None:
+        super().__init__(every_n_updates, first=1)
+        self.every_n_updates = every_n_updates
+
+    def counter(self, pl_module: L.LightningModule) -> int:
+        return pl_module.updates
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        # Updates u = t + 1: due at t = 0, every, 2 every, ... i.e. u = 1, every + 1, ...
+        if self._period.every and pl_module.updates >= self._period.next:
+            self._period.next = ((pl_module.updates - 1) // self._period.every + 1) * self._period.every + 1
+            self._run_now(trainer, pl_module)

@@ -9,29 +9,41 @@ from pathlib import Path
 from types import FrameType
 
 import lightning as L
-from jsonargparse.typing import PositiveFloat
+from jsonargparse.typing import PositiveFloat, PositiveInt
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from lit_dmash.module import NonFiniteError
+from lit_dmash.agent.update import NonFiniteError
 
 
 class RunCheckpoint(L.Callback):
-    """Writes `<run folder>/checkpoints/<filename>` so that a dead run loses at most `every_minutes`.
+    """Writes `<run folder>/checkpoints/<filename>` so that a dead run loses at most one interval.
 
-    Saved every `every_minutes` of training (checked after each step), at the end of training,
-    and when the run is stopped by SIGTERM, Ctrl-C or a `NonFiniteError` (then it holds the last
-    good state: the failing update was never applied). The checkpoint holds everything an exact
-    resume needs (see `ContextualSAC.on_save_checkpoint`); the CLI writes it atomically and
-    resumes it with `fit ... --ckpt_path last`. The CLI adds this callback to every run.
+    Saved every `every_minutes` of training and/or every `every_n_frames` env frames (per seed;
+    whichever comes first, checked after each step), at the end of training, and when the run is
+    stopped by SIGTERM, Ctrl-C or a `NonFiniteError` (then it holds the last good state: the
+    failing update was never applied). A SIGKILL (OOM killer, pre-emption) cannot be caught: the
+    newest complete checkpoint is then at most one interval old, and never half-written (the CLI
+    writes atomically). The checkpoint holds everything an exact resume needs (see
+    `ContextualSAC.on_save_checkpoint`); resume with `fit ... --ckpt_path last`. The CLI adds this
+    callback to every run, configured by `--checkpoint.every_minutes` / `--checkpoint.every_n_frames`
+    (or a `checkpoint:` block in the config).
 
     Args:
-        every_minutes: Wall-clock minutes of training between two saves.
+        every_minutes: Wall-clock minutes of training between two saves (None: not by time).
+        every_n_frames: Env frames (per seed) between two saves (None: not by frames), for cluster jobs
+            with short time limits.
         filename: Checkpoint file name in the run's `checkpoints/` folder.
     """
 
-    def __init__(self, every_minutes: PositiveFloat = 10.0, filename: str = "last.ckpt") -> None:
-        self.every_minutes, self.filename = every_minutes, filename
+    def __init__(
+        self,
+        every_minutes: PositiveFloat | None = 10.0,
+        every_n_frames: PositiveInt | None = None,
+        filename: str = "last.ckpt",
+    ) -> None:
+        self.every_minutes, self.every_n_frames, self.filename = every_minutes, every_n_frames, filename
+        self._next_frames = every_n_frames
         self.path: Path | None = None
         self._last_save = time.monotonic()
         self._interrupted = False
@@ -70,6 +82,10 @@ class RunCheckpoint(L.Callback):
                 signal.signal(signal.SIGINT, self._previous_sigint)
             self._previous_sigint = None
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.every_n_frames is not None:  # a resumed run continues the rhythm from its frame count
+            self._next_frames = (pl_module.env_frames // self.every_n_frames + 1) * self.every_n_frames
+
     def _raise_if_interrupted(self) -> None:
         if self._interrupted:
             raise KeyboardInterrupt("Ctrl-C received while a finalizer ran")
@@ -84,8 +100,15 @@ class RunCheckpoint(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
         self._raise_if_interrupted()  # also here: before a long periodic save or another callback's eval
-        if time.monotonic() - self._last_save >= 60 * self.every_minutes:
+        if self._due(pl_module.env_frames):
             self.save(trainer, "periodic")
+
+    def _due(self, frames: int) -> bool:
+        by_time = self.every_minutes is not None and time.monotonic() - self._last_save >= 60 * self.every_minutes
+        by_frames = self._next_frames is not None and frames >= self._next_frames
+        if by_frames:
+            self._next_frames = (frames // self.every_n_frames + 1) * self.every_n_frames
+        return by_time or by_frames
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.save(trainer, "end of training")

@@ -24,12 +24,11 @@ def write_layout(trainer: L.Trainer, splits: list[str]) -> None:
     """
     layout = {
         "zero-shot return": {
-            "return per split": ["Multiline", [f"eval/{split}/return" for split in splits]],
-            "spread per split": ["Multiline", [f"eval/{split}/return_std" for split in splits]],
+            "AER per split": ["Multiline", [f"eval/{split}/return" for split in splits]],
         },
         "training": {
             "episode return": ["Multiline", ["train/episode_return"]],
-            "losses": ["Multiline", ["train/loss_actor", "train/loss_qvalue", "train/loss_dynamics"]],
+            "losses": ["Multiline", ["train/loss_actor", "train/loss_critic", "train/loss_dynamics"]],
             "masking and alpha": ["Multiline", ["train/p_mask", "train/alpha"]],
         },
     }
@@ -43,7 +42,7 @@ def write_layout(trainer: L.Trainer, splits: list[str]) -> None:
 
 @rank_zero_only
 def log_returns_figure(trainer: L.Trainer, results: dict[str, dict], step: int) -> None:
-    """Images tab: the per-episode returns of every split as a strip plot with the mean."""
+    """Images tab: per split, each context's mean return (dots; every seed) and the AER (bar)."""
     loggers = _tensorboard(trainer)
     if not loggers:
         return
@@ -54,11 +53,11 @@ def log_returns_figure(trainer: L.Trainer, results: dict[str, dict], step: int) 
 
     fig, ax = plt.subplots(figsize=(1.6 * len(results) + 1.5, 3))
     for i, stats in enumerate(results.values()):
-        returns = stats["returns"]
-        ax.scatter([i] * len(returns), returns, s=10, alpha=0.5)
-        ax.hlines(stats["mean"], i - 0.3, i + 0.3, colors="k")
+        per_context = stats["returns"].mean(dim=-1).flatten()  # [S * C]
+        ax.scatter([i] * len(per_context), per_context, s=10, alpha=0.5)
+        ax.hlines(per_context.mean().item(), i - 0.3, i + 0.3, colors="k")
     ax.set_xticks(range(len(results)), list(results))
-    ax.set_ylabel("episode return")
+    ax.set_ylabel("mean return per context")
     ax.set_title(f"zero-shot returns at {step} env frames")
     fig.tight_layout()
     for logger in loggers:
@@ -67,13 +66,13 @@ def log_returns_figure(trainer: L.Trainer, results: dict[str, dict], step: int) 
 
 
 @rank_zero_only
-def log_final_hparams(trainer: L.Trainer, pl_module: L.LightningModule, final: dict[str, Any]) -> None:
-    """HParams tab: this run's configuration with its final zero-shot returns as metrics."""
-    metrics = {f"final/{split}/return": stats["mean"] for split, stats in final["splits"].items()}
+def log_final_hparams(trainer: L.Trainer, pl_module: L.LightningModule, final_aer: dict[str, float]) -> None:
+    """HParams tab: this run's configuration with its final zero-shot AERs as metrics."""
+    metrics = {f"final/{split}/return": value for split, value in final_aer.items()}
     # The logger flattens the config groups (`sac/gamma`) and stringifies lists itself; LightningCLI's
     # bookkeeping keys (`_instantiator`) are not hyperparameters.
     params = {key: value for key, value in pl_module.hparams.items() if not key.startswith("_")}
-    params["env_frames"] = final["env_frames"]
+    params["env_frames"] = pl_module.env_frames
     for logger in _tensorboard(trainer):
         logger.log_hyperparams(params, metrics=metrics)
         logger.save()

@@ -1,4 +1,4 @@
-"""Zero-shot evaluation on every split of the env, during and at the end of training."""
+"""Zero-shot evaluation as the paper: train / eval_in / eval_out, every 5,000 updates and at the end."""
 
 from __future__ import annotations
 
@@ -9,108 +9,114 @@ from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch.utilities import rank_zero_only
 
 from callbacks import tensorboard
-from callbacks.periodic import EveryNFrames
+from callbacks.periodic import EveryNUpdates
 from lit_dmash.errors import ConfigError
-from lit_dmash.evaluation import split_seed
-from lit_dmash.io import atomic_write_json
+from lit_dmash.io import atomic_write_json, repo_commit
 
 
-class ZeroShotEvaluation(EveryNFrames):
-    """Every `every_n_frames` env frames and at the end, evaluate the deterministic policy.
+class ZeroShotEvaluation(EveryNUpdates):
+    """After update t = 0, every `every_n_updates` and at the end: the deterministic policy per split.
 
-    Each split runs `episodes` episodes (one per sub-env of a batched env) from a fixed seed
-    derived from `seed` and the split's name, so every evaluation of a run, and of every run,
-    sees the same contexts and starts, while splits with equal ranges (`train`, `eval_in`) still
-    draw different contexts.
-    Logs `eval/<split>/return` and `eval/<split>/return_std` against env frames and appends the
-    results to `<run folder>/<filename>`. In TensorBoard it also adds a custom-scalars layout (one
-    chart with every split's return), a figure of the per-episode returns per split
-    (`eval/returns_by_split`, Images tab) and, at the end, the run's hyperparameters with the final
-    returns as metrics (`final/<split>/return`, HParams tab) so runs compare side by side. Runs on
-    global rank 0 only: the policy is the same on every rank.
+    Each split's 20 contexts get one sub-env each, `episodes` scored episodes per context (each
+    preceded by the K-step warm-up when the protocol has it), deterministic actions, no learning,
+    no context given. Split AER = mean over contexts of the per-context mean return. Logs
+    `eval/<split>/return` (the AER; with several seeds, their mean, and per seed
+    `eval/seed<k>/<split>/return`) against env frames, and writes each seed's history to
+    `<default_root_dir>/seed<k>/eval.json` (per-context returns included). In TensorBoard also a
+    custom-scalars layout, a figure of the per-context returns, and at the end HParams with the
+    final AERs. Runs on global rank 0 only.
 
     Args:
-        every_n_frames: Env frames between evaluations (0: only at the end).
-        episodes: Episodes per split.
-        seed: Seed of the evaluation envs (contexts and start states).
-        splits: Splits to evaluate; default every split the env defines.
-        filename: Name of the JSON file written in the run folder.
+        every_n_updates: Updates between evaluations (the authors: 5,000; 0: only at the end).
+        episodes: Episodes per context (the paper: 10; the authors' code: 5).
+        splits: Splits to evaluate; default every split of the task.
     """
 
-    # The constrained types make the CLI reject bad values while parsing, naming the key; the checks
-    # below cover construction from Python (jsonargparse would swallow a ConfigError raised here).
     def __init__(
-        self,
-        every_n_frames: NonNegativeInt = 10_000,
-        episodes: PositiveInt = 16,
-        seed: int = 12_345,
-        splits: list[str] | None = None,
-        filename: str = "eval.json",
+        self, every_n_updates: NonNegativeInt = 5_000, episodes: PositiveInt = 10, splits: list[str] | None = None
     ) -> None:
-        if not isinstance(every_n_frames, int) or every_n_frames < 0:
-            raise ConfigError("ZeroShotEvaluation.every_n_frames", every_n_frames, "expected an integer >= 0")
+        if not isinstance(every_n_updates, int) or every_n_updates < 0:
+            raise ConfigError("ZeroShotEvaluation.every_n_updates", every_n_updates, "expected an integer >= 0")
         if not isinstance(episodes, int) or episodes < 1:
             raise ConfigError("ZeroShotEvaluation.episodes", episodes, "expected an integer >= 1")
-        super().__init__(every_n_frames)
-        self.episodes = episodes
-        self.seed = seed
-        self.splits = splits
-        self.filename = filename
-        self.history: list[dict] = []
-        self._out_dir: Path | None = None
+        super().__init__(every_n_updates)
+        self.episodes, self.splits = episodes, splits
+        self.history: dict[int, list[dict]] = {}
+        self._root: Path | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        # `trainer.log_dir` broadcasts (a collective): resolve it here, on every rank, never inside
-        # the rank-0-only evaluation, where it would wait forever for the other ranks.
-        self._out_dir = Path(trainer.log_dir) if trainer.log_dir is not None else None
+        self._root = Path(trainer.default_root_dir)
         known = pl_module.split_names
         for split in self.splits or []:
             if split not in known:
-                raise ConfigError("ZeroShotEvaluation.splits", split, f"env defines splits {known}")
+                raise ConfigError("ZeroShotEvaluation.splits", split, f"the task defines splits {known}")
         if stage == "fit":
             tensorboard.write_layout(trainer, self.splits or known)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_end(trainer, pl_module)  # the final evaluation, unless one just ran
         if self.history:
-            tensorboard.log_final_hparams(trainer, pl_module, self.history[-1])
+            tensorboard.log_final_hparams(trainer, pl_module, self.final_aer())
 
     @property
     def state_key(self) -> str:
-        return self._generate_state_key(filename=self.filename, seed=self.seed, episodes=self.episodes)
+        return self._generate_state_key(episodes=self.episodes)
 
     def state_dict(self) -> dict:
-        # A resumed run continues the schedule and appends to eval.json instead of starting over.
-        return {**super().state_dict(), "history": self.history}
+        # A resumed run continues the schedule and the eval.json histories instead of starting over.
+        return {**super().state_dict(), "history": {str(k): v for k, v in self.history.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        self.history = state["history"]
+        self.history = {int(k): v for k, v in state["history"].items()}
+
+    def final_aer(self) -> dict[str, float]:
+        """Seed-mean AER per split of the latest evaluation."""
+        latest = [entries[-1]["splits"] for entries in self.history.values()]
+        return {split: sum(s[split]["aer"] for s in latest) / len(latest) for split in latest[0]}
 
     @rank_zero_only
     def run(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        was_training = pl_module.training
-        pl_module.eval()
-        try:
-            results = {}
-            for split in self.splits or pl_module.split_names:
-                returns = pl_module.evaluate(split, self.episodes, split_seed(self.seed, split)).cpu()
-                results[split] = {
-                    "mean": returns.mean().item(),
-                    "std": returns.std(unbiased=False).item(),
-                    "returns": returns.tolist(),
-                }
-        finally:
-            pl_module.train(was_training)
-        entry = {"env_frames": pl_module.env_frames, "updates": pl_module.updates, "splits": results}
-        self.history.append(entry)
-        metrics = {}
-        for split, stats in results.items():
-            metrics[f"eval/{split}/return"] = stats["mean"]
-            metrics[f"eval/{split}/return_std"] = stats["std"]
+        results = {split: pl_module.evaluate(split, self.episodes) for split in self.splits or pl_module.split_names}
+        metrics: dict[str, float] = {}
+        for i, seed in enumerate(pl_module.seeds):
+            splits = {split: split_entry(r["returns"][i], r["contexts"][i]) for split, r in results.items()}
+            entry = {"updates": pl_module.updates, "env_frames": pl_module.env_frames, "splits": splits}
+            self.history.setdefault(seed, []).append(entry)
+            if len(pl_module.seeds) > 1:
+                metrics.update({f"eval/seed{seed}/{s}/return": v["aer"] for s, v in splits.items()})
+            self._write(pl_module, seed)
+        for split, r in results.items():
+            metrics[f"eval/{split}/return"] = r["returns"].mean(dim=-1).mean(dim=-1).mean().item()
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=pl_module.env_frames)
             logger.save()
         tensorboard.log_returns_figure(trainer, results, pl_module.env_frames)
-        if self._out_dir is not None:
-            atomic_write_json(self._out_dir / self.filename, {"evaluations": self.history})
+
+    def _write(self, pl_module: L.LightningModule, seed: int) -> None:
+        if self._root is None:
+            return
+        spec = pl_module.task_spec
+        atomic_write_json(
+            self._root / f"seed{seed}" / "eval.json",
+            {
+                "task": pl_module.env_cfg.name,
+                "method": pl_module.method.name,
+                "seed": seed,
+                "group": getattr(spec, "group", None),
+                "commit": repo_commit(),
+                "episodes_per_context": self.episodes,
+                "evaluations": self.history[seed],
+            },
+        )
+
+
+def split_entry(returns, contexts) -> dict:
+    """One seed's split: AER, per-context mean returns, every episode's return, the contexts."""
+    per_context = returns.mean(dim=-1)
+    return {
+        "aer": per_context.mean().item(),
+        "per_context": per_context.tolist(),
+        "returns": returns.tolist(),
+        "contexts": contexts.tolist(),
+    }

@@ -1,4 +1,5 @@
-"""`python -m lit_dmash fit|validate ...` (Lightning CLI), `grid -c FILE`, `aggregate DIR`."""
+"""`python -m lit_dmash fit|test|validate ...` (Lightning CLI), `grid -c FILE`, `aggregate DIR`,
+`convert-checkpoint OLD NEW --trust`."""
 
 import sys
 
@@ -12,6 +13,10 @@ if __name__ == "__main__":
         from lit_dmash.aggregate import main as aggregate_main
 
         sys.exit(aggregate_main(sys.argv[2:]))
+    if command == "convert-checkpoint":
+        from lit_dmash.checkpointing import convert_main
+
+        sys.exit(convert_main(sys.argv[2:]))
     from lit_dmash.cli import main
 
     main()

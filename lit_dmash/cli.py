@@ -2,9 +2,11 @@
 
 User mistakes (`ConfigError`, an unusable checkpoint, a Lightning misconfiguration) print one
 line naming the problem and exit with status 2, no traceback. Every run gets `RunCheckpoint`
-(`last.ckpt` every 10 minutes, at the end, on SIGTERM/Ctrl-C) written atomically, and
+(`last.ckpt` every 10 minutes or `--checkpoint.every_n_frames`, at the end, on SIGTERM/Ctrl-C)
+written atomically and read weights-only, and
 `--ckpt_path last` resumes the newest run under the config's `default_root_dir`, in its own folder.
-Everything the CLI instantiates lives in the package (see shared/PITFALLS.md).
+Everything the CLI instantiates lives in the package: classes defined in the script that runs
+would be imported twice while the config is parsed.
 """
 
 from __future__ import annotations
@@ -23,16 +25,17 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 from callbacks.run_checkpoint import RunCheckpoint
 from lit_dmash.checkpointing import AtomicCheckpointIO, CheckpointError, latest_last_checkpoint
 from lit_dmash.errors import ConfigError
-from lit_dmash.module import ContextualSAC, NonFiniteError
+from lit_dmash.agent.update import NonFiniteError
+from lit_dmash.module import ContextualSAC
 
 TRAINER_DEFAULTS = {
-    "max_epochs": -1,  # one endless epoch; the module stops at collector.total_frames
+    "max_epochs": -1,  # one endless epoch; the module stops after protocol.total_steps
     "default_root_dir": "runs",
     "log_every_n_steps": 10,
     "num_sanity_val_steps": 0,
-    # RunCheckpoint keeps last.ckpt; Lightning's default ModelCheckpoint would only add a copy at the end.
+    # RunCheckpoint (added by the CLI as `--checkpoint.*`) keeps last.ckpt; Lightning's default
+    # ModelCheckpoint would only add a copy at the end.
     "enable_checkpointing": False,
-    "callbacks": [RunCheckpoint()],
 }
 
 
@@ -42,12 +45,16 @@ class LitDmashCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("seed_everything", "model.seed")
+        # A callback class added here is instantiated from `--checkpoint.*` and appended to the
+        # trainer's callbacks by LightningCLI: every run keeps a resumable last.ckpt.
+        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
 
     def _parse_ckpt_path(self) -> None:
-        # Workaround (Lightning 2.6): LightningCLI loads an explicit --ckpt_path with
-        # weights_only=True, which our checkpoints (replay buffer, RNG states) cannot pass, and then
-        # overwrites the user's config with the checkpoint's hyper-parameters, silently. We keep the
-        # user's config; ContextualSAC.on_load_checkpoint names any field that does not match.
+        # Workaround (Lightning 2.6): LightningCLI loads an explicit --ckpt_path here, before the
+        # trainer exists (so without our one-line errors), and overwrites the user's config with the
+        # checkpoint's hyper-parameters, silently. We keep the user's config; the checkpoint is read
+        # once, weights-only, by AtomicCheckpointIO, and ContextualSAC.on_load_checkpoint names any
+        # field that does not match.
         return
 
     def before_instantiate_classes(self) -> None:
@@ -76,7 +83,21 @@ class LitDmashCLI(LightningCLI):
         return trainer
 
 
+def _set_threads() -> None:
+    """One torch thread unless OMP_NUM_THREADS says otherwise.
+
+    An update of these small networks is latency-bound; a second thread buys little and, beside
+    any other busy process on a 2-core machine, made updates 10x slower (55 ms -> 650 ms measured
+    for a 64-wide DMA*-SH update). Grids run one process per core.
+    """
+    if "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        torch.set_num_threads(1)
+
+
 def main(args: list[str] | None = None) -> None:
+    _set_threads()
     try:
         LitDmashCLI(
             ContextualSAC,

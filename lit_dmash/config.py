@@ -1,205 +1,224 @@
 """Typed configuration groups: each field is a constructor argument the CLI exposes.
 
-The groups mirror the YAML (`model.env.*`, `model.collector.*`, `model.sac.*`). Each has a
-`validate()` that raises a `ConfigError` naming the field; the LightningModule calls them all
-before it builds anything, so a typo fails in the first second, not after an hour.
+The groups mirror the YAML (`model.env.*`, `model.protocol.*`, `model.sac.*`, `model.context.*`).
+Defaults are the authors' settings (their `Args` in `dmash/contexts/config.py` after
+`modify_groups`); where a default depends on the task (the window K) or the method (masking,
+norms), the field is `None` and the task or method decides. Each group's `validate()` raises a
+`ConfigError` naming the field; the module calls them all before it builds anything, so a typo
+fails in the first second, not after an hour.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from lit_dmash.errors import ConfigError, check_choice, check_positive, check_range
 
-LOSS_IMPLS = ("direct", "torchrl")  # SAC loss evaluation: see SACConfig.loss_impl
 
-
-def _check_int(name: str, value: object, minimum: int = 1) -> None:
+def check_int(name: str, value: object, minimum: int = 1) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ConfigError(name, value, f"expected an integer >= {minimum}")
 
 
+def check_widths(name: str, widths: object) -> None:
+    ok = isinstance(widths, (list, tuple)) and len(widths) > 0
+    if not ok or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths):
+        raise ConfigError(name, widths, "expected a non-empty list of integers >= 1")
+
+
 @dataclass
 class EnvConfig:
-    """Which environment to train on, and how many copies to step together.
+    """Which task to train on, and how many sub-envs to step together.
 
     Args:
-        name: Registered env name (see `lit_dmash.envs.env_names()`).
-        split: Context split the training episodes draw from.
-        num_envs: Sub-environments stepped together in one batched call.
-        context_file: YAML context space to use instead of `conf/envs/<name>.yaml`.
-        horizon: Episode length in env steps; None keeps the env's default (DI-Friction 50,
-            MuJoCo domains 1000). Episodes may end earlier (e.g. WalkerGym falls).
+        name: Task name (`lit_dmash.envs.env_names()`): the paper's `di`, `di_friction`, `ode`,
+            `ode_k`, `cartpole`, `ball_in_cup`, `walker`, `cheetah`, `reacher_easy`,
+            `reacher_hard`, `walker_gym`, `hopper_gym`, `di_perm`, `reacher_perm`, or one of our
+            sign-pattern extension tasks (`di_signs`, `cheetah_signs`, ...).
+        num_envs: Sub-envs per seed stepped together; sub-env i keeps training context
+            i mod contexts_per_split for the whole run (the authors: 20).
+        contexts_per_split: Contexts selected per split by the authors' grid rule (their 20).
+        horizon: Episode length in env steps; None keeps the task's (100 / 200 / 1000).
+        options: Task options, e.g. `{k: 5}` for `ode_k` or `{reset_streams: independent}`.
+        context_file: A YAML context space replacing the task's (extension tasks only).
     """
 
-    name: str = "di_friction"
-    split: str = "train"
-    num_envs: int = 8
-    context_file: str | None = None
+    name: str = "di"
+    num_envs: int = 20
+    contexts_per_split: int = 20
     horizon: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    context_file: str | None = None
 
     def validate(self) -> None:
-        from lit_dmash.envs import context_space, env_names
+        from lit_dmash.envs import env_names
 
         check_choice("env.name", self.name, env_names())
-        _check_int("env.num_envs", self.num_envs)
+        check_int("env.num_envs", self.num_envs)
+        check_int("env.contexts_per_split", self.contexts_per_split)
         if self.horizon is not None:
-            _check_int("env.horizon", self.horizon)
-        space = context_space(self.name, self.context_file)
-        if self.split not in space.splits:
-            raise ConfigError("env.split", self.split, f"env {self.name!r} defines splits {space.split_names}")
+            check_int("env.horizon", self.horizon)
+        if not isinstance(self.options, dict):
+            raise ConfigError("env.options", self.options, "expected a mapping of task options")
 
 
 @dataclass
-class CollectorConfig:
-    """How much experience to gather, when learning starts, and how much to keep.
+class ProtocolConfig:
+    """The training loop: one update per vector step after a random warm-up.
 
     Args:
-        frames_per_batch: Env frames collected per training step (a multiple of `env.num_envs`).
-        total_frames: Training stops after this many env frames.
-        init_random_frames: Warm-up frames collected with uniformly random actions, before any update.
-        buffer_size: Replay buffer capacity in transitions.
+        total_steps: The authors' `total_timesteps` N: vector steps after learning starts; the loop
+            runs t = 0..N, so N + 1 updates (DI/ODE/Cartpole 100k, dm_control 200k, Gym 500k).
+        random_steps: Vector steps of uniformly random actions before the first update (5,000).
+        buffer_size: Transitions kept per sub-env (context), as whole episodes: the replay holds
+            min(buffer_size, total_steps) // episode length episodes per sub-env, FIFO.
+        warm_up: Before every training episode after learning starts (and every evaluation
+            episode), roll K unscored steps with the deterministic policy in the same context to fill
+            the window, then reset (the authors' `context_warm_up`).
+        steps_per_batch: Vector steps (each with its update) per Lightning training step; more
+            amortises Lightning's per-step overhead, the result is the same.
     """
 
-    frames_per_batch: int = 64
-    total_frames: int = 100_000
-    init_random_frames: int = 1_000
+    total_steps: int = 100_000
+    random_steps: int = 5_000
     buffer_size: int = 100_000
+    warm_up: bool = True
+    steps_per_batch: int = 1
 
-    def validate(self, num_envs: int) -> None:
-        _check_int("collector.frames_per_batch", self.frames_per_batch)
-        if self.frames_per_batch % num_envs:
-            raise ConfigError(
-                "collector.frames_per_batch", self.frames_per_batch, f"expected a multiple of env.num_envs={num_envs}"
-            )
-        _check_int("collector.total_frames", self.total_frames)
-        _check_int("collector.init_random_frames", self.init_random_frames, minimum=0)
-        _check_int("collector.buffer_size", self.buffer_size)
+    def validate(self) -> None:
+        check_int("protocol.total_steps", self.total_steps, minimum=0)
+        check_int("protocol.random_steps", self.random_steps, minimum=1)
+        check_int("protocol.buffer_size", self.buffer_size)
+        if not isinstance(self.warm_up, bool):
+            raise ConfigError("protocol.warm_up", self.warm_up, "expected true or false")
+        check_int("protocol.steps_per_batch", self.steps_per_batch)
 
 
 @dataclass
 class SACConfig:
-    """Soft actor-critic: networks, loss, optimiser and update schedule.
+    """Soft actor-critic as the authors run it (CleanRL-style, twin critics, autotuned alpha).
 
     Args:
-        hidden_dims: Hidden layer widths of the actor and of each Q-function.
+        hidden_dims: Hidden widths of the actor, each critic and the dynamics model.
         gamma: Discount factor.
-        tau: Polyak averaging rate of the target Q-networks.
+        tau: Polyak rate of the target critics, every update.
         lr_actor: Adam learning rate of the actor.
-        lr_critic: Adam learning rate of the Q-functions.
-        lr_alpha: Adam learning rate of the entropy coefficient.
-        alpha_init: Initial entropy coefficient (tuned automatically towards `-action_dim` entropy).
-        batch_size: Transitions per gradient update.
-        utd: Gradient updates per training step (per collected batch of `frames_per_batch` frames).
-        loss_impl: How SAC's losses are evaluated: `direct` (default; SACLoss's math on SACLoss's
-            parameters without the TensorDict plumbing, ~1.5x faster, equal results) or `torchrl`
-            (TorchRL's `SACLoss` forward itself); see `lit_dmash/agents/direct_sac.py`.
+        lr_critic: Adam learning rate of both critics.
+        lr_alpha: Adam learning rate of log(alpha) (the authors use the critic's, 1e-3).
+        alpha_init: Initial entropy coefficient (log alpha starts at log of it; the authors: 1).
+        batch_size: Transitions per update, split equally over the sub-envs (contexts):
+            batch_size // num_envs each (the authors: 256 // 20 = 12, so 240).
+        actor_every: Actor (and alpha) updated every `actor_every` updates, `actor_every` times
+            (TD3-style delay with compensation; the authors: 2).
+        bootstrap_timeouts: False (the authors): the TD target uses done = terminated or
+            truncated, so the last step of every episode is treated as terminal. True: bootstrap
+            through time-outs (done = terminated), the textbook treatment.
     """
 
     hidden_dims: list[int] = field(default_factory=lambda: [256, 256])
     gamma: float = 0.99
     tau: float = 0.005
     lr_actor: float = 3e-4
-    lr_critic: float = 3e-4
-    lr_alpha: float = 3e-4
+    lr_critic: float = 1e-3
+    lr_alpha: float = 1e-3
     alpha_init: float = 1.0
     batch_size: int = 256
-    utd: int = 1
-    loss_impl: str = "direct"
+    actor_every: int = 2
+    bootstrap_timeouts: bool = False
 
-    def validate(self) -> None:
-        if not self.hidden_dims:
-            raise ConfigError("sac.hidden_dims", self.hidden_dims, "expected a non-empty list of integers >= 1")
-        for width in self.hidden_dims:
-            _check_int("sac.hidden_dims", width)
+    def validate(self, num_envs: int) -> None:
+        check_widths("sac.hidden_dims", self.hidden_dims)
         check_range("sac.gamma", self.gamma, 0.0, 1.0, high_inclusive=False)
         check_range("sac.tau", self.tau, 0.0, 1.0)
         for name in ("lr_actor", "lr_critic", "lr_alpha", "alpha_init"):
             check_positive(f"sac.{name}", getattr(self, name))
-        _check_int("sac.batch_size", self.batch_size)
-        _check_int("sac.utd", self.utd)
-        check_choice("sac.loss_impl", self.loss_impl, LOSS_IMPLS)
+        check_int("sac.batch_size", self.batch_size)
+        if self.batch_size < num_envs:
+            raise ConfigError("sac.batch_size", self.batch_size, f"expected >= env.num_envs={num_envs}")
+        check_int("sac.actor_every", self.actor_every)
+        if not isinstance(self.bootstrap_timeouts, bool):
+            raise ConfigError("sac.bootstrap_timeouts", self.bootstrap_timeouts, "expected true or false")
+
+
+ENCODERS = ("lstm", "plstm", "meanpool")
+INPUT_NORMS = ("avgl1", "running", "none")
+OUTPUT_NORMS = ("simnorm", "l2", "layernorm", "none")
 
 
 @dataclass
 class ContextConfig:
-    """Context inference: encoder, masking, hypernetwork, dynamics model (ignored by `dr`, `oracle`).
+    """Context inference (encoder, masking, dynamics model, hypernetwork); `None` = the task's or method's.
 
     Args:
-        history_len: K, the number of recent transitions of the episode the encoder reads.
-        z_dim: Size of the context embedding `z`.
-        encoder_hidden: Hidden widths of the encoder's per-transition MLP.
-        output_norm: Normalisation of `z` in methods with normalisation: `l2`, `layernorm` or `none`.
-        p_mask: Probability of dropping each window entry in updates (methods with masking); the
-            `MaskingSchedule` callback, when present, sets it over training.
-        p_mask_feature: Probability of zeroing single features of window entries in updates.
-        adapter_kind: `scale_shift` (h * (1 + g) + b), `lowrank` (I + U V^T) or `full` (d x d).
-        adapter_rank: Rank of the `lowrank` adapter.
-        adapter_layer: Index of the hidden layer whose activation the adapter modulates.
-        adapter_width: Width d of the adapted hidden layer; None takes it from `sac.hidden_dims`.
-            Every network's hidden width at `adapter_layer` must equal it.
-        hypernet_hidden: Hidden widths of the hypernetwork.
-        dynamics_hidden: Hidden widths of the dynamics model; None: same as `sac.hidden_dims`.
-        lr_dynamics: Adam learning rate of the encoder, hypernetwork and dynamics model.
+        window: K, the transitions of the window the encoder reads; None: the task's (24 / 128).
+        leak_free: False (the authors): the training window of a sampled transition ends with that
+            transition, while acting sees only the K before it. True: the training window is the
+            K transitions before it, as at acting time.
+        select_fraction: Share of the window's slots the encoder reads (random in training,
+            evenly spaced in evaluation): int(0.2 K), so 4 of 24, 25 of 128.
+        z_dim: Size of `z`.
+        model_dim: Width of the per-slot embedding and the LSTM.
+        encoder: None (the method's: `lstm`, or `plstm` for DMA-Pearl) or our `meanpool`.
+        input_norm: None (the method's: `avgl1` for the * variants, else `none`), or our `running`
+            (running mean/std of the raw window inputs).
+        output_norm: None (the method's: `simnorm` for the * variants, else `none`), `l2`, `layernorm`.
+        p_mask: Masking probability of window vectors in training; None: the method's (0 / 0.2 / 0.4).
+        kl_weight: DMA-Pearl's KL weight; None: the method's (0.4).
+        adapter: `bottleneck` (the paper's), or our `scale_shift`, `lowrank`, `full`.
+        adapter_rank: Bottleneck / low rank; None: width // 8 for `bottleneck`, 4 for `lowrank`.
+        hypernet_hidden: Hidden widths of every hypernetwork (the authors' 64, 64).
+        lr_encoder: Adam learning rate of the encoder.
+        lr_dynamics: Adam learning rate of the dynamics model and its hypernetwork.
     """
 
-    history_len: int = 16
+    window: int | None = None
+    leak_free: bool = False
+    select_fraction: float = 0.2
     z_dim: int = 8
-    encoder_hidden: list[int] = field(default_factory=lambda: [64, 64])
-    output_norm: str = "l2"
-    p_mask: float = 0.2
-    p_mask_feature: float = 0.0
-    adapter_kind: str = "scale_shift"
-    adapter_rank: int = 4
-    adapter_layer: int = 0
-    adapter_width: int | None = None
-    hypernet_hidden: list[int] = field(default_factory=lambda: [64])
-    dynamics_hidden: list[int] | None = None
-    lr_dynamics: float = 1e-3
+    model_dim: int = 32
+    encoder: str | None = None
+    input_norm: str | None = None
+    output_norm: str | None = None
+    p_mask: float | None = None
+    kl_weight: float | None = None
+    adapter: str = "bottleneck"
+    adapter_rank: int | None = None
+    hypernet_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    lr_encoder: float = 3e-4
+    lr_dynamics: float = 3e-4
 
-    def validate(self, sac_hidden: list[int]) -> None:
-        from lit_dmash.nets import ADAPTER_KINDS, OUTPUT_NORMS
+    def validate(self) -> None:
+        from lit_dmash.nets.adapters import ADAPTER_KINDS
 
-        _check_int("context.history_len", self.history_len)
-        _check_int("context.z_dim", self.z_dim)
-        for name in ("encoder_hidden", "hypernet_hidden"):
-            widths = getattr(self, name)
-            if not widths or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths):
-                raise ConfigError(f"context.{name}", widths, "expected a non-empty list of integers >= 1")
-        check_choice("context.output_norm", self.output_norm, OUTPUT_NORMS)
-        check_range("context.p_mask", self.p_mask, 0.0, 1.0, high_inclusive=False)
-        check_range("context.p_mask_feature", self.p_mask_feature, 0.0, 1.0, high_inclusive=False)
-        check_choice("context.adapter_kind", self.adapter_kind, ADAPTER_KINDS)
-        _check_int("context.adapter_rank", self.adapter_rank)
-        _check_int("context.adapter_layer", self.adapter_layer, minimum=0)
-        check_positive("context.lr_dynamics", self.lr_dynamics)
-        for name, widths in (
-            ("sac.hidden_dims", sac_hidden),
-            ("context.dynamics_hidden", self.dynamics_widths(sac_hidden)),
+        if self.window is not None:
+            check_int("context.window", self.window)
+        if not isinstance(self.leak_free, bool):
+            raise ConfigError("context.leak_free", self.leak_free, "expected true or false")
+        check_range("context.select_fraction", self.select_fraction, 0.0, 1.0)
+        if self.select_fraction <= 0:
+            raise ConfigError("context.select_fraction", self.select_fraction, "expected a number in (0, 1]")
+        check_int("context.z_dim", self.z_dim, minimum=2)
+        check_int("context.model_dim", self.model_dim)
+        for name, value, allowed in (
+            ("encoder", self.encoder, ENCODERS),
+            ("input_norm", self.input_norm, INPUT_NORMS),
+            ("output_norm", self.output_norm, OUTPUT_NORMS),
         ):
-            if not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths) or not widths:
-                raise ConfigError(name, widths, "expected a non-empty list of integers >= 1")
-            if self.adapter_layer >= len(widths):
-                raise ConfigError(
-                    "context.adapter_layer", self.adapter_layer, f"{name}={widths} has {len(widths)} layers"
-                )
-            if self.adapter_width is not None and widths[self.adapter_layer] != self.adapter_width:
-                raise ConfigError(
-                    "context.adapter_width",
-                    self.adapter_width,
-                    f"must equal the hidden width at layer {self.adapter_layer} of {name}={widths}",
-                )
-        width = self.width(sac_hidden)
-        if self.dynamics_widths(sac_hidden)[self.adapter_layer] != width:
-            raise ConfigError(
-                "context.dynamics_hidden",
-                self.dynamics_hidden,
-                f"hidden width at layer {self.adapter_layer} must equal the shared adapter width {width}",
-            )
+            if value is not None:
+                check_choice(f"context.{name}", value, allowed)
+        if self.output_norm == "simnorm" and self.z_dim % 2:
+            raise ConfigError("context.z_dim", self.z_dim, "expected an even size with output_norm simnorm")
+        if self.p_mask is not None:
+            check_range("context.p_mask", self.p_mask, 0.0, 1.0, high_inclusive=False)
+        if self.kl_weight is not None:
+            check_positive("context.kl_weight", self.kl_weight, allow_zero=True)
+        check_choice("context.adapter", self.adapter, ADAPTER_KINDS)
+        if self.adapter_rank is not None:
+            check_int("context.adapter_rank", self.adapter_rank)
+        check_widths("context.hypernet_hidden", self.hypernet_hidden)
+        check_positive("context.lr_encoder", self.lr_encoder)
+        check_positive("context.lr_dynamics", self.lr_dynamics)
 
-    def dynamics_widths(self, sac_hidden: list[int]) -> list[int]:
-        return list(self.dynamics_hidden) if self.dynamics_hidden is not None else list(sac_hidden)
-
-    def width(self, sac_hidden: list[int]) -> int:
-        """The adapter width d: the hidden width of the actor and critics at the adapter slot."""
-        return self.adapter_width if self.adapter_width is not None else sac_hidden[self.adapter_layer]
+    def resolved_window(self, task_window: int) -> int:
+        return task_window if self.window is None else self.window

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,3 +40,19 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
 def atomic_write_json(path: str | Path, data: Any) -> None:
     with atomic_open(path, "w") as f:
         json.dump(data, f, indent=2)
+
+
+@functools.cache
+def repo_commit() -> str | None:
+    """The short git commit of this checkout (recorded with every result), or None outside git."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None

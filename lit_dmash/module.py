@@ -1,414 +1,311 @@
-"""The LightningModule: SAC on TorchRL, one training step = collect, store, update.
+"""The LightningModule: wires the agent and its experience to the Trainer, loggers and callbacks.
 
-The module says *what* a step does; the Trainer says *how* (devices, loggers, checkpoints).
-Each rank owns its own collector, env seed and replay buffer (built in `on_fit_start`, after
-the module is on its device); DDP averages the gradients of the one backward per update.
+The module says *what* a step does: `steps_per_batch` times, one vector step of collection
+(`Collector.step`) and, once learning has started, one update (`lit_dmash.agent.update`); the
+Trainer says *how* (devices, loggers, checkpoints). Everything that learns is the plain
+`Agent` (`self.agent`); everything that collects is the `Collector` (built per rank in
+`on_fit_start`). Several seeds (`seeds`) train in one process as a batch: every tensor of the
+agent and the collector carries a leading seed dim, and each seed's evaluations go to its own
+folder.
 
-Counters (`env_frames`, `updates`, `episodes`) are ours, not Lightning's: schedules, logging and
-stopping are driven by them. Metrics are logged against env frames (Lightning uses a logged
-`"step"` value as the x-axis); `train/updates` gives the updates axis.
+Interface for callbacks (read these, never private attributes): `agent`, `collector`,
+`seeds`, `env_frames`, `updates`, `split_names`, `evaluate(split, episodes)`,
+`make_envs(split, seed_offset)`, `sample_batch()`, `set_p_mask(p)`, `task_spec`, `method`,
+`last_metrics`, `seed_dir(seed)`.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from tensordict import TensorDictBase
-from tensordict.nn import TensorDictModuleBase, TensorDictSequential
-from torchrl.collectors import Collector
-from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
-from torchrl.envs import EnvBase, RewardSum, TransformedEnv
 
-from lit_dmash.agents.context import ContextModel
-from lit_dmash.agents.direct_sac import DirectSACLoss
-from lit_dmash.agents.sac import (
-    NetSpec,
-    make_actor,
-    make_optimizer,
-    make_qvalue,
-    make_sac_loss,
-    make_target_updater,
-    policy_head,
-)
-from lit_dmash.config import CollectorConfig, ContextConfig, EnvConfig, SACConfig
-from lit_dmash.envs import context_space, make_env
-from lit_dmash.envs.history import TransitionHistory
+from lit_dmash import compat
+from lit_dmash.agent.agent import Agent
+from lit_dmash.agent.spec import AgentSpec, resolve
+from lit_dmash.agent.update import Batch, NonFiniteError, Optimizers, update
+from lit_dmash.config import ContextConfig, EnvConfig, ProtocolConfig, SACConfig
+from lit_dmash.envs import make_env, task_window
 from lit_dmash.errors import ConfigError, check_choice
-from lit_dmash.evaluation import evaluate_policy
-from lit_dmash.memory import check_buffer_fits, transition_bytes
+from lit_dmash.experience.collector import Collector
+from lit_dmash.experience.replay import EpisodeReplay
+from lit_dmash.experience.rollout import SeedEnvs, run_episodes
+from lit_dmash.memory import check_buffer_fits
 from lit_dmash.methods import get_method
-from lit_dmash.run_state import apply_training_state, check_compatible, training_state
+from lit_dmash.run_state import check_compatible, training_state
 
 
-class NonFiniteError(RuntimeError):
-    """Training met a non-finite observation, reward, loss or gradient (with on_nonfinite=stop)."""
+def resolve_seeds(seed: int, seeds: int | Sequence[int] | None) -> list[int]:
+    """`seeds`: None (just `seed`), a count N (`seed .. seed + N - 1`) or an explicit list."""
+    if seeds is None:
+        return [seed]
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ConfigError("seeds", seeds, "expected a count >= 1 or a non-empty list of integers")
+        return list(range(seed, seed + seeds))
+    values = list(seeds)
+    if not values or not all(isinstance(s, int) and not isinstance(s, bool) for s in values):
+        raise ConfigError("seeds", seeds, "expected a count >= 1 or a non-empty list of integers")
+    if len(set(values)) != len(values):
+        raise ConfigError("seeds", seeds, "expected distinct seeds")
+    return values
 
 
 class ContextualSAC(L.LightningModule):
-    """SAC agent for latent-context envs; `method` picks what the networks see and how.
+    """SAC with (optionally) inferred contexts, the authors' protocol; `method` picks the arm.
 
     Args:
-        method: Which method to train: `dr`, `oracle`, `dma`, `dma_star`, `dmash`, or an ablation
-            (`dmash_nomask`, `dmash_nonorm`, `dmash_separate`, `dmash_rlgrad`); see `lit_dmash.methods`.
-        env: Environment, training split and number of batched sub-envs.
-        collector: Frames per step, training budget, warm-up and replay capacity.
-        sac: Networks, SAC loss, optimiser and update schedule.
-        context: Encoder, masking, hypernetwork and dynamics model of the context-inference methods.
-        seed: Seeds network initialisation and, offset per rank, the training envs (from the CLI:
-            linked to `seed_everything`).
-        on_nonfinite: What a non-finite observation, reward, loss or gradient does: `stop` (raise
-            `NonFiniteError`; the `RunCheckpoint` callback saves the last good state) or `skip`
-            (drop that batch or update and count it in `train/nonfinite_skipped`).
-        eval_max_steps: Step cap of one evaluation episode (an error if an episode runs longer).
+        method: `dr`, `concat`, `da`, `dma`, `dma_pearl`, `dma_star`, `dmash`, or an ablation
+            (`dma_sh`, `dma_star_h`, `dma_star_h_rl`, `dmash_critic_grad`, `dmash_actor_grad`,
+            `dmash_rl_grad`); see `lit_dmash.methods`.
+        env: Task, sub-envs per seed, contexts per split.
+        protocol: Budget, random warm-up, replay size, context warm-up.
+        sac: Networks, SAC settings and learning rates.
+        context: Encoder, masking, dynamics model and hypernetwork (context methods).
+        seed: The run's seed (from the CLI: linked to `seed_everything`).
+        seeds: Train several seeds at once as a batch: a count N (seeds `seed .. seed + N - 1`)
+            or a list. Each seed is exactly the run it would be alone; outputs go to `seed<k>/`.
+        on_nonfinite: `stop` (raise; `RunCheckpoint` saves the last good state) or `skip` (abandon
+            the update, count it in `train/nonfinite_skipped`).
+        replay_device: Where the replay lives: None = the training device.
     """
 
     def __init__(
         self,
-        method: str = "dr",
+        method: str = "dmash",
         env: EnvConfig = EnvConfig(),
-        collector: CollectorConfig = CollectorConfig(),
+        protocol: ProtocolConfig = ProtocolConfig(),
         sac: SACConfig = SACConfig(),
         context: ContextConfig = ContextConfig(),
         seed: int = 0,
-        eval_max_steps: int = 1000,
+        seeds: int | list[int] | None = None,
         on_nonfinite: str = "stop",
+        replay_device: str | None = None,
     ) -> None:
-        # Dataclass defaults make the CLI expose every field (`--model.sac.gamma`); copies keep
-        # one run's config from leaking into another's through a shared default instance.
-        env, collector, sac, context = (copy.deepcopy(c) for c in (env, collector, sac, context))
-        # Validate everything before building anything: bad input fails in the first second.
+        # Copies: a dataclass default instance is shared between calls.
+        env, protocol, sac, context = (copy.deepcopy(c) for c in (env, protocol, sac, context))
         self.method = get_method(method)
         env.validate()
-        collector.validate(env.num_envs)
-        sac.validate()
-        context.validate(sac.hidden_dims)
+        protocol.validate()
+        sac.validate(env.num_envs)
+        context.validate()
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ConfigError("seed", seed, "expected an integer (set it with seed_everything)")
         check_choice("on_nonfinite", on_nonfinite, ("stop", "skip"))
-        if not isinstance(eval_max_steps, int) or eval_max_steps < 1:
-            raise ConfigError("eval_max_steps", eval_max_steps, "expected an integer >= 1")
-
+        seed_list = resolve_seeds(seed, seeds)
         super().__init__()
-        self.save_hyperparameters()
         self.automatic_optimization = False
-        self.env_cfg, self.collector_cfg, self.sac_cfg, self.context_cfg = env, collector, sac, context
-        self.seed, self.eval_max_steps, self.on_nonfinite = seed, eval_max_steps, on_nonfinite
-        L.seed_everything(seed, verbose=False)
-
-        self.context_space = context_space(env.name, env.context_file)
-        probe = make_env(env.name, env.split, num_envs=1, seed=seed, context_file=env.context_file, horizon=env.horizon)
-        horizon = getattr(probe, "horizon", None)  # the episode length in use (the env's default or env.horizon)
-        if horizon is not None and horizon > eval_max_steps:
-            raise ConfigError("eval_max_steps", eval_max_steps, f"expected >= the episode length {horizon}")
-        self.action_spec = probe.action_spec[0]
-        self.obs_dim = probe.observation_spec["observation"].shape[-1]
-        self.context_dim = probe.observation_spec["context"].shape[-1]
-        action_dim = self.action_spec.shape[-1]
-
-        self.context_model = (
-            ContextModel(self.method, self.obs_dim, action_dim, context, sac.hidden_dims)
-            if self.method.infers_context
-            else None
+        self.env_cfg, self.protocol, self.sac_cfg, self.context_cfg = env, protocol, sac, context
+        self.seed, self.seeds, self.on_nonfinite, self.replay_device = seed, seed_list, on_nonfinite, replay_device
+        self.save_hyperparameters(
+            {
+                "method": method,
+                "env": dataclasses.asdict(env),
+                "protocol": dataclasses.asdict(protocol),
+                "sac": dataclasses.asdict(sac),
+                "context": dataclasses.asdict(context),
+                "seed": seed,
+                "seeds": seed_list,
+                "on_nonfinite": on_nonfinite,
+            }
         )
-        spec = self._net_spec()
-        self.actor = make_actor(spec, self.action_spec)
-        qvalue = make_qvalue(spec, action_dim)
-        self.loss_module = make_sac_loss(self.actor, qvalue, self.action_spec, sac)
-        self.target_updater = make_target_updater(self.loss_module, sac.tau)
-        # SACLoss owns every parameter either way; `direct` only evaluates its losses faster.
-        self.direct_loss = (
-            DirectSACLoss(self.loss_module, policy_head(self.actor), spec.input_keys, qvalue.module, self.action_spec)
-            if sac.loss_impl == "direct"
-            else None
+        probe = self._make_env("train", 1, seed)
+        self.horizon = int(probe.horizon)
+        self.split_names: list[str] = list(probe.split_names)
+        self.task_spec = getattr(probe, "task", None)
+        envs = SeedEnvs([probe])
+        spec = resolve(
+            self.method, envs.obs_dim, envs.action_dim, envs.context_dim, task_window(env.name), sac, context
         )
-        # Acting: infer the conditioning from the env's transition window, then act on it.
-        self.policy: TensorDictModuleBase = (
-            TensorDictSequential(self.context_model.policy_module(), self.actor)
-            if self.context_model is not None
-            else self.actor
-        )
-        # Refuse a replay buffer that cannot fit, before anything is allocated.
-        self.bytes_per_transition = transition_bytes(self.make_env(env.split, 1, seed), self.policy, self.unstored_keys)
-        check_buffer_fits(collector.buffer_size, self.bytes_per_transition)
-
-        # Masking probabilities used by updates (MaskingSchedule moves p_mask over training).
-        self.p_mask = context.p_mask if self.method.mask else 0.0
-        self.p_mask_feature = context.p_mask_feature if self.method.mask else 0.0
-
+        if spec.window > self.horizon:
+            raise ConfigError("context.window", spec.window, f"expected <= the episode length {self.horizon}")
+        self.spec: AgentSpec = spec
+        check_buffer_fits(self._replay_bytes(envs))  # before any allocation
+        self.agent = Agent(spec, seed_list, envs.action_low, envs.action_high)
+        probe.close()
         self.env_frames = 0
         self.updates = 0
-        self.episodes = 0
-        self.last_episode_return = float("nan")
-        self._unlogged_returns: list[tuple[float, int]] = []  # (sum, count) of returns since the last log
         self.nonfinite_skipped = 0
-        self.last_losses: dict[str, float] = {}  # of the latest update, for callbacks
-        # Cumulative, for throughput measurements: collecting + storing, and sampling + updates.
+        self.last_metrics: dict[str, float] = {}
         self.timing = {"collect_s": 0.0, "update_s": 0.0}
-        self._resume: dict[str, Any] | None = None  # state from a checkpoint, applied in on_fit_start
-        self.env_poisoned = False  # a non-finite step was collected: do not checkpoint the env state
-        # Built per rank in on_fit_start; plain attributes, so Lightning never moves or saves them.
-        self.collector: Collector | None = None
-        self._batches: Iterator[TensorDictBase] | None = None
-        self.replay_buffer: TensorDictReplayBuffer | None = None
+        self.collector: Collector | None = None  # per rank, built in on_fit_start; never saved by Lightning
+        self._resume: dict[str, Any] | None = None
 
-    # ----------------------------------------------------------------------------- building
-    def _net_spec(self) -> NetSpec:
-        """What the actor and critics read: observation, plus context/`z` (concat) or an adapter."""
-        method, cfg = self.method, self.context_cfg
-        input_dim = self.obs_dim
-        if method.context == "true":
-            input_dim += self.context_dim
-        elif method.infers_context and not method.uses_adapter:
-            input_dim += cfg.z_dim
-        adapter = self.context_model.adapter_shape if self.context_model is not None else None
-        return NetSpec(
-            input_keys=method.input_keys,
-            input_dim=input_dim,
-            hidden_dims=tuple(self.sac_cfg.hidden_dims),
-            adapter=adapter,
-            adapter_layer=cfg.adapter_layer,
-            adapter_source="none" if adapter is None else ("params" if method.shared_hypernet else "z"),
-            z_dim=cfg.z_dim,
-            hypernet_hidden=tuple(cfg.hypernet_hidden),
-        )
-
-    def make_env(self, split: str, num_envs: int, seed: int) -> EnvBase:
-        """An env of the training kind on `split`, with the transforms the policy expects."""
-        base = make_env(
-            self.env_cfg.name,
+    # ------------------------------------------------------------------ building
+    def _make_env(self, split: str, num_envs: int, seed: int):
+        cfg = self.env_cfg
+        options = dict(cfg.options)
+        if cfg.context_file is not None:
+            options["context_file"] = cfg.context_file
+        return make_env(
+            cfg.name,
             split,
             num_envs=num_envs,
             seed=seed,
-            device=self.device,
-            context_file=self.env_cfg.context_file,
-            horizon=self.env_cfg.horizon,
+            contexts_per_split=cfg.contexts_per_split,
+            horizon=cfg.horizon,
+            **options,
         )
-        env = TransformedEnv(base, RewardSum())
-        if self.context_model is not None:
-            env.append_transform(
-                TransitionHistory(self.context_cfg.history_len, self.obs_dim, self.action_spec.shape[-1])
-            )
-        return env
 
-    @property
-    def sim_failures(self) -> int:
-        """Training episodes the simulator ended early by instability (MuJoCo envs count them)."""
-        env = getattr(self.collector, "env", None)
-        return getattr(getattr(env, "base_env", env), "sim_failures", 0)
+    def make_envs(self, split: str, num_envs: int | None = None, seed_offset: int = 0) -> SeedEnvs:
+        """One env per seed on `split` (sub-env i in context i), seeded by the seed (+ offset)."""
+        n = self.env_cfg.num_envs if num_envs is None else num_envs
+        return SeedEnvs([self._make_env(split, n, s + seed_offset) for s in self.seeds])
 
-    @property
-    def split_names(self) -> list[str]:
-        return self.context_space.split_names
+    def replay_capacity(self) -> int:
+        """Episodes per sub-env: min(buffer_size, total_steps) // horizon, at least 2."""
+        transitions = min(self.protocol.buffer_size, max(self.protocol.total_steps, 1))
+        return max(2, transitions // self.horizon)
 
-    @property
-    def num_actuators(self) -> int:
-        return self.context_space.num_actuators
-
-    @property
-    def unstored_keys(self) -> list:
-        """Collected keys the replay buffer does not keep: the update recomputes them.
-
-        The policy's outputs, the acting-time conditioning, and the window at t+1 (derived from
-        the window at t by `shift_window`). For `dmash` on DI-Friction (K=16) this cuts a stored
-        transition from 1,922 to 746 bytes (`bytes_per_transition`, the collector's trajectory id included).
-        """
-        keys: list = ["loc", "scale"]
-        if self.context_model is not None:
-            keys += [self.method.conditioning_key, ("next", "history"), ("next", "history_mask")]
-        return keys
+    def _replay_bytes(self, envs: SeedEnvs) -> int:
+        slots = len(self.seeds) * self.env_cfg.num_envs * self.replay_capacity() * (self.spec.window + self.horizon)
+        return slots * (4 * (2 * envs.obs_dim + envs.action_dim + 1) + 2)
 
     def on_fit_start(self) -> None:
-        # Offset by the frames already seen, so a resumed multi-process run draws fresh contexts
-        # (a single-process resume restores the env's generator exactly, below).
-        rank_seed = self.seed + 10_000 * self.global_rank + self.env_frames
-        env = self.make_env(self.env_cfg.split, self.env_cfg.num_envs, rank_seed)
-        self.collector = Collector(
-            env,
-            self.policy,
-            frames_per_batch=self.collector_cfg.frames_per_batch,
-            total_frames=-1,
-            init_random_frames=max(0, self.collector_cfg.init_random_frames - self.env_frames),
-            device=self.device,
-            storing_device="cpu",
-            auto_register_policy_transforms=False,  # our policies need no env-side transforms
+        rank_offset = 10_000 * self.global_rank  # each rank its own start states (and replay)
+        envs = self.make_envs("train", seed_offset=rank_offset)
+        device = torch.device(self.replay_device) if self.replay_device else self.device
+        capacity = self.replay_capacity()
+        if self._resume is not None:  # a resumed run keeps its replay, even if its budget changed
+            capacity = self._resume["collector"]["replay"]["capacity"]
+        replay = EpisodeReplay(
+            self.seeds,
+            envs.num_envs,
+            capacity,
+            self.spec.window,
+            self.horizon,
+            envs.obs_dim,
+            envs.action_dim,
+            envs.context_dim,
+            device=device,
         )
-        self.collector.set_seed(rank_seed)
-        self.replay_buffer = TensorDictReplayBuffer(
-            storage=LazyTensorStorage(self.collector_cfg.buffer_size, device="cpu"),
-            batch_size=self.sac_cfg.batch_size,
+        self.collector = Collector(
+            self.agent, envs, replay, self.spec.window, self.protocol.random_steps, self.protocol.warm_up
         )
         if self._resume is not None:
-            apply_training_state(self, self._resume)
+            self.collector.load_state_dict(self._resume["collector"])
             self._resume = None
-        self._batches = iter(self.collector)
 
     def on_fit_end(self) -> None:
         if self.collector is not None:
-            self.collector.shutdown()  # drops its env: a checkpoint saved after fit must not reach for it
-            self.collector, self._batches = None, None
+            self.collector.envs.close()
+            self.collector = None
 
     def train_dataloader(self) -> Iterator[int]:
         # Data comes from the collector, not a dataset: Lightning only needs something to iterate.
         return itertools.repeat(0)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        dynamics_params = list(self.context_model.parameters()) if self.context_model is not None else None
-        return make_optimizer(self.loss_module, self.sac_cfg, dynamics_params, self.context_cfg.lr_dynamics)
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        from lit_dmash.agent.update import make_optimizers
 
-    # ----------------------------------------------------------------------------- training
-    def training_step(self, batch: Any, batch_idx: int) -> None:
-        t0 = time.perf_counter()
-        data = next(self._batches)
-        updates_before = self.updates
-        metrics: dict[str, float] = {}
-        stored = self.store(data)
-        t1 = time.perf_counter()
-        if stored and self.env_frames >= self.learning_starts:
-            optimizer = self.optimizers()
-            for _ in range(self.sac_cfg.utd):
-                sample = self.replay_buffer.sample().to(self.device)
-                metrics = self.update(sample, optimizer, self.manual_backward) or metrics
-        t2 = time.perf_counter()
+        return make_optimizers(self.agent).as_list()
 
-        self.timing["collect_s"] += t1 - t0
-        self.timing["update_s"] += t2 - t1
-        if self.env_frames >= self.collector_cfg.total_frames:
-            self.trainer.should_stop = True  # before logging: the last step is always logged
-        self._log_step(metrics, t1 - t0, t2 - t1, n_updates=self.updates - updates_before)
+    def _optimizers(self) -> Optimizers:
+        opts = list(self.optimizers())
+        dynamics = opts.pop(0) if self.agent.dynamics is not None else None
+        return Optimizers(dynamics, *opts)
 
+    # ------------------------------------------------------------------ training
     @property
-    def learning_starts(self) -> int:
-        """Env frames before the first update: the random warm-up, and at least one full batch."""
-        return max(self.collector_cfg.init_random_frames, self.sac_cfg.batch_size)
+    def learning_step(self) -> int:
+        """The authors' t of the next update: vector steps since learning started."""
+        return self.collector.vector_steps - self.protocol.random_steps - 1
 
-    def store(self, data: TensorDictBase) -> bool:
-        """Count, check and store one collected batch; False if it was dropped as non-finite."""
-        finite = self._finite_or_handled(data, "observation or reward in collected data")
-        self.env_frames += data.numel()  # a dropped batch was still collected: it counts against the budget
-        if finite:
-            self._record_episodes(data)
-            if self.context_model is not None:
-                self.context_model.update_normalizer(data)
-            self.replay_buffer.extend(data.exclude(*self.unstored_keys).reshape(-1))
-        return finite
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        optimizers = self._optimizers()
+        for _ in range(self.protocol.steps_per_batch):
+            t0 = time.perf_counter()
+            if not self._collect():
+                continue
+            self.env_frames = self.collector.frames
+            t1 = time.perf_counter()
+            self.timing["collect_s"] += t1 - t0
+            t = self.learning_step
+            if t >= 0:
+                self._update(optimizers, t)
+                self.timing["update_s"] += time.perf_counter() - t1
+            if t >= self.protocol.total_steps:
+                self.trainer.should_stop = True  # before logging: the last step is always logged
+                break
+        compat.log_step(self)
 
-    def _finite_or_handled(self, data: TensorDictBase, what: str) -> bool:
-        """True if `data` is finite; otherwise stop (raise) or count a skip, per `on_nonfinite`."""
-        keys = ["observation", ("next", "observation"), ("next", "reward")]
-        if all(torch.isfinite(data[key]).all() for key in keys):
-            return True
-        self.env_poisoned = True  # its episodes in flight carry the bad values
-        return self._nonfinite(what)
-
-    def _nonfinite(self, what: str) -> bool:
-        if self.on_nonfinite == "skip":
+    def _collect(self) -> bool:
+        """One vector step; False if it met a non-finite value and was dropped (`on_nonfinite: skip`)."""
+        try:
+            self.collector.step()
+        except NonFiniteError as err:
+            if self.on_nonfinite == "stop":
+                raise NonFiniteError(f"{err}, env frame {self.env_frames} (on_nonfinite=stop)") from err
             self.nonfinite_skipped += 1
+            self.collector.recover()
             return False
-        raise NonFiniteError(
-            f"non-finite {what} at update {self.updates}, env frame {self.env_frames} "
-            f"(on_nonfinite=stop; model.on_nonfinite=skip drops such batches instead)"
-        )
+        return True
 
-    def compute_losses(self, sample: TensorDictBase) -> dict[str, torch.Tensor]:
-        """Dynamics loss first (it writes the detached conditioning into `sample`), then SAC's."""
-        dynamics = None
-        if self.context_model is not None:
-            dynamics = self.context_model.prepare_batch(sample, self.p_mask, self.p_mask_feature)[0]
-        losses = self.direct_loss(sample) if self.direct_loss is not None else dict(self.loss_module(sample).items())
-        if dynamics is not None:
-            losses["loss_dynamics"] = dynamics
-        return losses
+    def sample_batch(self) -> Batch:
+        """A training batch: `sac.batch_size // env.num_envs` windows from every sub-env, per seed."""
+        return self.collector.replay.sample(self.sac_cfg.batch_size // self.env_cfg.num_envs)
 
-    def update(
-        self,
-        sample: TensorDictBase,
-        optimizer: torch.optim.Optimizer,
-        backward: Callable[[torch.Tensor], None],
-    ) -> dict[str, float]:
-        """One update of every part: one backward of the summed losses, one step, a target update.
-
-        `training_step` passes Lightning's optimizer wrapper and `manual_backward` (precision,
-        DDP and the backward/optimizer hooks of callbacks); `bench/throughput.py` passes a plain
-        Adam and `Tensor.backward` to measure what Lightning costs. Non-finite losses or gradients
-        are caught before the optimiser steps, so the weights in memory (and in the checkpoint
-        `RunCheckpoint` then writes) are the last good ones. Returns no metrics when the update
-        was skipped.
-        """
-        losses = self.compute_losses(sample)
-        bad = [key for key, value in losses.items() if key.startswith("loss_") and not torch.isfinite(value).all()]
-        if bad:
-            self._nonfinite(f"{', '.join(bad)}")
-            return {}
-        total = sum(value for key, value in losses.items() if key.startswith("loss_"))
-        optimizer.zero_grad(set_to_none=True)
-        backward(total)
-        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        if not torch.isfinite(torch.stack([g.norm() for g in grads])).all():
-            optimizer.zero_grad(set_to_none=True)
-            self._nonfinite("gradient")
-            return {}
-        optimizer.step()
-        self.target_updater.step()
+    def _update(self, optimizers: Optimizers, t: int) -> None:
+        batch = self.sample_batch()
+        try:
+            metrics = update(self.agent, batch, optimizers, t, step_fn=self._step_fn)
+        except NonFiniteError as err:
+            if self.on_nonfinite == "stop":
+                raise NonFiniteError(
+                    f"{err} at update {self.updates}, env frame {self.env_frames} "
+                    f"(on_nonfinite=stop; model.on_nonfinite=skip abandons such updates instead)"
+                ) from err
+            self.nonfinite_skipped += 1
+            return
         self.updates += 1
-        self.last_losses = {key: value.item() for key, value in losses.items()}
-        return self.last_losses
+        self.last_metrics = metrics
 
-    def _record_episodes(self, data: TensorDictBase) -> None:
-        """Count the episodes that ended in `data` and keep their returns until the next log."""
-        done = data["next", "done"].squeeze(-1)
-        if not done.any():
-            return
-        returns = data["next", "episode_reward"][done]
-        self.episodes += returns.numel()
-        self.last_episode_return = returns.mean().item()
-        self._unlogged_returns.append((returns.sum().item(), returns.numel()))
+    def _step_fn(self, optimizers, loss: torch.Tensor) -> None:
+        """zero_grad, Lightning's backward (precision, hooks), gradient sync across ranks, step."""
+        optimizers = list(optimizers)
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        with compat.no_backward_sync(self):
+            self.manual_backward(loss)
+        for opt in optimizers:
+            compat.all_reduce_grads(self, opt)
+            opt.step()
 
-    def _log_step(self, metrics: dict[str, float], collect_s: float, update_s: float, n_updates: int) -> None:
-        """Log this step's metrics, on the steps Lightning writes (every `log_every_n_steps`).
+    def set_p_mask(self, p: float) -> None:
+        """The masking probability of training-mode encoder passes (the `MaskingSchedule` callback)."""
+        self.spec = dataclasses.replace(self.spec, p_mask=float(p))
+        self.agent.spec = self.spec
 
-        `LightningModule.log` costs ~1 ms a call here (its result collection is moved and
-        updated per call), more than a whole update at small sizes; values logged on a step
-        Lightning does not write are dropped anyway. `should_update_logs` is Lightning's own
-        rule (a protected connector: there is no public accessor in 2.6). Episode returns are
-        accumulated in between, so the logged `train/episode_return` averages every episode
-        that ended since the last log.
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate(self, split: str, episodes: int, warm_up: bool | None = None) -> dict[str, torch.Tensor]:
+        """The authors' evaluation on `split`: one sub-env per context, `episodes` each.
+
+        Returns `returns [S, C, episodes]` and `contexts [S, C, c]`. Every evaluation rebuilds its
+        envs from the run's seeds, so every evaluation (and a `test` of a checkpoint) sees the same
+        start states.
         """
-        if not self.trainer._logger_connector.should_update_logs:
-            return
-        log: dict[str, float] = {
-            "step": float(self.env_frames),  # x-axis of every logged metric: env frames
-            "train/env_frames": float(self.env_frames),
-            "train/updates": float(self.updates),
-            "train/episodes": float(self.episodes),
-            "train/nonfinite_skipped": float(self.nonfinite_skipped),
-            "train/sim_failures": float(self.sim_failures),
-            "time/collect_s": collect_s,
-            "time/env_steps_per_s": self.collector_cfg.frames_per_batch / max(collect_s, 1e-9),
-        }
-        if self._unlogged_returns:
-            # Straight to the loggers: a value in Lightning's result collection is written again at
-            # every later log step until overwritten (one endless epoch), which would repeat a stale return.
-            total, count = map(sum, zip(*self._unlogged_returns, strict=True))
-            for logger in self.loggers:
-                logger.log_metrics({"train/episode_return": total / count}, step=self.env_frames)
-            self._unlogged_returns.clear()
-        if n_updates:
-            log["time/update_s"] = update_s
-            log["time/updates_per_s"] = n_updates / max(update_s, 1e-9)
-            log.update({f"train/{key}": value for key, value in metrics.items()})
-            if self.method.mask:
-                log["train/p_mask"] = self.p_mask
-        self.log_dict(log, on_step=True, on_epoch=False, batch_size=1)
-        self.log("env_steps", float(self.env_frames), prog_bar=True, logger=False, batch_size=1)
-        self.log("return", self.last_episode_return, prog_bar=True, logger=False, batch_size=1)
+        if split not in self.split_names:
+            raise ConfigError("split", split, f"the task defines splits {self.split_names}")
+        envs = self.make_envs(split, num_envs=self.env_cfg.contexts_per_split)
+        try:
+            warm = self.protocol.warm_up if warm_up is None else warm_up
+            return run_episodes(self.agent, envs, self.spec.window, episodes, warm)
+        finally:
+            envs.close()
 
-    # ----------------------------------------------------------------------------- checkpoints
+    def seed_dir(self, seed: int) -> Path:
+        """The folder of one seed's outputs (`eval.json`, `done.json`): `<root>/seed<k>/`."""
+        return Path(self.trainer.default_root_dir) / f"seed{seed}"
+
+    # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["lit_dmash"] = training_state(self)
 
@@ -416,14 +313,6 @@ class ContextualSAC(L.LightningModule):
         state = checkpoint.get("lit_dmash")
         check_compatible(self, state)  # before Lightning loads weights of the wrong shape
         self.env_frames, self.updates = state["env_frames"], state["updates"]
-        self.episodes, self.nonfinite_skipped = state["episodes"], state.get("nonfinite_skipped", 0)
-        self._resume = state  # the rest needs the collector and buffer: applied in on_fit_start
-
-    # ----------------------------------------------------------------------------- evaluation
-    def evaluate(self, split: str, episodes: int, seed: int) -> torch.Tensor:
-        """Zero-shot returns of the deterministic policy, one episode per sub-env: `[episodes]`."""
-        env = self.make_env(split, episodes, seed)
-        try:
-            return evaluate_policy(env, self.policy, self.eval_max_steps)
-        finally:
-            env.close()
+        self.nonfinite_skipped = state.get("nonfinite_skipped", 0)
+        if state.get("collector") is not None:
+            self._resume = state  # the rest needs the collector: applied in on_fit_start

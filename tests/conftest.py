@@ -7,11 +7,30 @@ import pytest
 import torch
 
 os.environ.setdefault("RL_WARNINGS", "0")
+os.environ.setdefault("MUJOCO_GL", "disable")  # no rendering in these tests; keeps glfw quiet on headless machines
 # CI machines have 2 cores: one torch thread avoids oversubscription when pytest and torch compete.
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
+
+# The quickstart at tiny sizes: 4 contexts, 12-step episodes, window 6, 11 updates after 24 random steps.
+TINY_CLI = [
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+    "--trainer.log_every_n_steps=5",
+    "--model.env.num_envs=4",
+    "--model.env.contexts_per_split=4",
+    "--model.env.horizon=12",
+    "--model.context.window=6",
+    "--model.context.hypernet_hidden=[16,16]",
+    "--model.protocol.random_steps=24",
+    "--model.protocol.total_steps=10",
+    "--model.sac.hidden_dims=[16,16]",
+    "--model.sac.batch_size=16",
+    "--trainer.callbacks.init_args.every_n_updates=8",  # the quickstart's ZeroShotEvaluation
+    "--trainer.callbacks.init_args.episodes=2",
+]
 
 
 @pytest.fixture
@@ -29,15 +48,18 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(cli_command(*args), cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 
-def collected_batch(module, steps: int = 60):
-    """64 real transitions (with their windows) from the module's own env and acting policy.
+def tiny_module(method: str = "dmash", task: str = "di", seeds=(0,), total_steps: int = 3, **kwargs):
+    """A module small enough to fit in about a second: 2 contexts, 6-step episodes, window 3."""
+    from lit_dmash.config import ContextConfig, EnvConfig, ProtocolConfig, SACConfig
+    from lit_dmash.module import ContextualSAC
 
-    Collected under no_grad, as the collector acts (the batch carries no graph); context methods
-    fold them into their normaliser first, as training does.
-    """
-    env = module.make_env("train", 4, seed=0)
-    with torch.no_grad():
-        rollout = env.rollout(steps, module.policy, break_when_any_done=False)
-    if module.context_model is not None:
-        module.context_model.update_normalizer(rollout)
-    return rollout.reshape(-1)[torch.randperm(4 * steps, generator=torch.Generator().manual_seed(0))[:64]]
+    options = {"k": 3} if task == "ode_k" else {}
+    return ContextualSAC(
+        method=method,
+        env=EnvConfig(name=task, num_envs=2, contexts_per_split=2, horizon=6, options=options),
+        protocol=ProtocolConfig(random_steps=12, total_steps=total_steps, buffer_size=60),
+        sac=SACConfig(hidden_dims=[8, 8], batch_size=8),
+        context=ContextConfig(window=3, select_fraction=0.5, hypernet_hidden=[8, 8]),
+        seeds=list(seeds),
+        **kwargs,
+    )

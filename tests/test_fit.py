@@ -1,172 +1,137 @@
-"""End to end through the CLI and the Trainer: logs, eval JSON, bad input, learning."""
+"""End to end through the CLI and the Trainer: logs, eval JSON, every arm on every task, bad input."""
+
+from __future__ import annotations
 
 import json
 
 import lightning as L
 import pytest
-import torch
-from conftest import run_cli
+from conftest import TINY_CLI, run_cli, tiny_module
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
+from callbacks import ZeroShotEvaluation
 from lit_dmash.cli import main
-from lit_dmash.config import CollectorConfig, EnvConfig, SACConfig
-from lit_dmash.evaluation import first_episode_returns
+from lit_dmash.envs import task_names
 from lit_dmash.methods import METHODS
-from lit_dmash.module import ContextualSAC
-
-TINY = [
-    "--trainer.enable_progress_bar=false",
-    "--trainer.enable_model_summary=false",
-    "--model.env.num_envs=4",
-    "--model.collector.frames_per_batch=32",
-    "--model.collector.init_random_frames=128",
-    "--model.collector.total_frames=384",
-    "--model.sac.hidden_dims=[16,16]",
-    "--model.sac.batch_size=32",
-    "--trainer.callbacks.every_n_frames=256",  # the quickstart's ZeroShotEvaluation
-    "--trainer.callbacks.episodes=3",
-]
 
 
 def test_cli_fit_writes_tensorboard_and_eval_json(tmp_path):
-    proc = run_cli(
-        *TINY,
-        f"--trainer.default_root_dir={tmp_path}",
-        timeout=300,
-    )
+    proc = run_cli(*TINY_CLI, f"--trainer.default_root_dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = (tmp_path / "lightning_logs").iterdir()
     assert list(run.glob("events.out.tfevents.*"))
+    assert (run / "checkpoints" / "last.ckpt").is_file()
 
-    evaluations = json.loads((run / "eval.json").read_text())["evaluations"]
-    assert [e["env_frames"] for e in evaluations] == [256, 384]
+    saved = json.loads((tmp_path / "seed0" / "eval.json").read_text())
+    assert (saved["task"], saved["method"], saved["seed"], saved["group"]) == ("di", "dmash", 0, "non-overlapping")
+    evaluations = saved["evaluations"]
+    assert [e["updates"] for e in evaluations] == [1, 9, 11]  # after t = 0, t = 8 and at the end (t = 10)
     for entry in evaluations:
-        assert set(entry["splits"]) == {"train", "eval_in", "eval_out", "eval_pattern"}
-        assert all(len(s["returns"]) == 3 for s in entry["splits"].values())
+        assert set(entry["splits"]) == {"train", "eval_in", "eval_out"}
+        for split in entry["splits"].values():
+            assert len(split["per_context"]) == 4 and all(len(r) == 2 for r in split["returns"])
+            assert split["aer"] == pytest.approx(sum(split["per_context"]) / 4)
 
     events = EventAccumulator(str(run))
     events.Reload()
     scalars = set(events.Tags()["scalars"])
     expected = {
         "train/episode_return",
-        "train/loss_qvalue",
+        "train/loss_critic",
         "train/loss_actor",
+        "train/loss_dynamics",
         "train/alpha",
         "train/updates",
         "time/updates_per_s",
         "eval/eval_out/return",
-        "eval/eval_out/return_std",
     }
     assert expected <= scalars
-    # The x-axis is env frames: the last eval sits at the final frame count.
-    assert events.Scalars("eval/eval_out/return")[-1].step == 384
-    # Episodes (50 steps x 4 envs) end once, at 224 frames: logged once, at the next log step, never repeated.
-    assert [e.step for e in events.Scalars("train/episode_return")] == [320]
-    # TensorBoard extras: per-split returns figure, HParams with final metrics, custom scalars layout.
+    # The x-axis is env frames per seed: the last eval sits at the final frame count.
+    final_frames = evaluations[-1]["env_frames"]
+    assert events.Scalars("eval/eval_out/return")[-1].step == final_frames
+    assert events.Scalars("eval/eval_out/return")[-1].value == pytest.approx(
+        evaluations[-1]["splits"]["eval_out"]["aer"], rel=1e-5
+    )
     assert "eval/returns_by_split" in events.Tags()["images"]
-    final = events.Scalars("final/eval_out/return")[-1].value
-    assert final == pytest.approx(evaluations[-1]["splits"]["eval_out"]["mean"], rel=1e-5)
     experiment = HParamsPluginData.FromString(events.PluginTagToContent("hparams")["_hparams_/experiment"]).experiment
     assert "final/eval_out/return" in {info.name.tag for info in experiment.metric_infos}
-    assert {"method", "sac/gamma", "collector/total_frames"} <= {info.name for info in experiment.hparam_infos}
+    assert {"method", "sac/gamma", "protocol/total_steps"} <= {info.name for info in experiment.hparam_infos}
     assert "custom_scalars__config__" in events.Tags()["tensors"]
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
-def test_every_method_fits_a_few_steps(method, tmp_path):
-    module = ContextualSAC(
-        method=method,
-        env=EnvConfig(num_envs=2),
-        collector=CollectorConfig(frames_per_batch=16, total_frames=96, init_random_frames=32),
-        sac=SACConfig(hidden_dims=[8], batch_size=16, utd=2),
-    )
-    trainer = L.Trainer(
-        max_epochs=-1,
-        default_root_dir=tmp_path,
-        enable_progress_bar=False,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module)
-    assert module.env_frames == 96
-    assert module.updates == 2 * (96 - 32) // 16 + 2
-    assert trainer.global_step == module.updates, "one optimizer step per update"
-    stored = set(module.replay_buffer[:4].keys(True, True))
-    assert ("next", "history") not in stored and "loc" not in stored, "derived keys are not stored"
-    assert ("history" in stored) == module.method.infers_context
-    assert torch.isfinite(module.evaluate("eval_out", episodes=2, seed=0)).all()
+@pytest.mark.parametrize("task", task_names())
+def test_every_arm_fits_on_every_task(task, tmp_path):
+    """Every arm and ablation trains (a few updates) and evaluates on every paper task."""
+    for method in sorted(METHODS):
+        module = tiny_module(method, task=task, seeds=[0])
+        trainer = L.Trainer(
+            max_epochs=-1,
+            default_root_dir=tmp_path / method,
+            enable_progress_bar=False,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            callbacks=[ZeroShotEvaluation(every_n_updates=0, episodes=1, splits=["eval_out"])],
+        )
+        trainer.fit(module)
+        assert module.updates == module.protocol.total_steps + 1, method
+        saved = json.loads((tmp_path / method / "seed0" / "eval.json").read_text())
+        assert len(saved["evaluations"][-1]["splits"]["eval_out"]["per_context"]) == 2, method
 
 
-BAD_INPUT = [
-    (["--model.env.name=cartpole"], "env.name"),
-    (["--model.env.split=test"], "env.split"),
-    (["--model.env.num_envs=0"], "env.num_envs"),
-    (["--model.env.horizon=0"], "env.horizon"),
-    (["--model.env.horizon=80", "--model.eval_max_steps=60"], "eval_max_steps"),
-    (["--model.env.context_file=/nonexistent.yaml"], "context_file"),
-    (["--model.method=dmash_typo"], "method"),
-    (["--model.collector.frames_per_batch=30"], "collector.frames_per_batch"),
-    (["--model.collector.total_frames=0"], "collector.total_frames"),
-    (["--model.sac.batch_size=-1"], "sac.batch_size"),
-    (["--model.sac.hidden_dims=[]"], "sac.hidden_dims"),
-    (["--model.sac.hidden_dims=[64,0]"], "sac.hidden_dims"),
-    (["--model.sac.gamma=1.0"], "sac.gamma"),
-    (["--model.sac.lr_actor=0"], "sac.lr_actor"),
-    (["--model.sac.loss_impl=fast"], "sac.loss_impl"),
-    (["--trainer.callbacks+=callbacks.ZeroShotEvaluation", "--trainer.callbacks.episodes=0"], "episodes"),
-    (["--model.method=dmash", "--model.context.history_len=0"], "context.history_len"),
-    (["--model.method=dmash", "--model.context.p_mask=1.0"], "context.p_mask"),
-    (["--model.method=dmash", "--model.context.p_mask=-0.1"], "context.p_mask"),
-    (["--model.method=dmash", "--model.context.adapter_width=32"], "context.adapter_width"),
-    (["--model.method=dmash", "--model.context.dynamics_hidden=[128,64]"], "context.dynamics_hidden"),
-    (["--model.method=dmash", "--model.context.adapter_kind=diagonal"], "context.adapter_kind"),
-    (["--model.method=dmash", "--model.context.output_norm=batchnorm"], "context.output_norm"),
-    (["--model.method=dmash", "--model.context.adapter_layer=2"], "context.adapter_layer"),
-    (["--trainer.callbacks+=callbacks.MaskingSchedule", "--trainer.callbacks.schedule=step"], "schedule"),
-    (["--trainer.callbacks+=callbacks.MaskingSchedule", "--trainer.callbacks.end=1.5"], "end"),
-    (["--model.collector.buffer_size=100000000000"], "collector.buffer_size"),
-    (["--model.on_nonfinite=ignore"], "on_nonfinite"),
-    (["--trainer.devices=0"], "devices"),
-    (["--trainer.strategy=nonsense"], "strategy"),
-    (["--trainer.accelerator=tpu"], "torch_xla"),
-    (["--ckpt_path=last"], "no checkpoints/last.ckpt"),
-]
-
-
-@pytest.mark.parametrize(("args", "field"), BAD_INPUT)
-def test_bad_input_exits_before_training_and_names_the_field(args, field, tmp_path, capsys):
+def _cli_error(tmp_path, capsys, *args: str) -> str:
+    """The CLI's stderr for bad input, after checking it stopped before any run started."""
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "-c", "conf/quickstart.yaml", f"--trainer.default_root_dir={tmp_path}", *args])
     assert exit_info.value.code != 0
-    err = capsys.readouterr().err
-    assert field in err
     assert not (tmp_path / "lightning_logs").exists(), "no run may start on bad input"
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err.strip()
 
 
-@pytest.mark.parametrize("split_field", ["signs", "friction"])
-def test_malformed_context_file_fails_from_the_cli_without_traceback(tmp_path, split_field):
-    bad = {"signs": "[[1, 1, 1]]", "friction": "[[1.5, 0.5]]"}
-    spec = {"signs": "[[1, 1]]", "friction": "[[0.5, 1.5]]"} | {split_field: bad[split_field]}
-    path = tmp_path / "bad.yaml"
-    path.write_text(
-        f"num_actuators: 2\nparams: [friction]\nsplits:\n  train:\n    signs: {spec['signs']}\n"
-        f"    friction: {spec['friction']}\n"
-    )
-    proc = run_cli(
-        f"--model.env.context_file={path}",
-        f"--trainer.default_root_dir={tmp_path}",
-        timeout=120,
-    )
-    assert proc.returncode == 2
-    assert f"splits.train.{split_field}" in proc.stderr
-    assert "Traceback" not in proc.stderr
+BAD_INPUT = [
+    (["--model.env.name=pong"], "lit-dmash: error: invalid env.name='pong': expected one of ["),
+    (["--model.env.num_envs=0"], "lit-dmash: error: invalid env.num_envs=0: expected an integer >= 1"),
+    (["--model.env.contexts_per_split=0"], "lit-dmash: error: invalid env.contexts_per_split=0: expected an integer >= 1"),
+    (["--model.env.horizon=0"], "lit-dmash: error: invalid env.horizon=0: expected an integer >= 1"),
+    (["--model.env.horizon=10"], "lit-dmash: error: invalid context.window=24: expected <= the episode length 10"),
+    (["--model.method=dmash_typo"], "lit-dmash: error: invalid method='dmash_typo': expected one of ["),
+    (["--model.protocol.total_steps=-1"], "lit-dmash: error: invalid protocol.total_steps=-1: expected an integer >= 0"),
+    (["--model.protocol.random_steps=0"], "lit-dmash: error: invalid protocol.random_steps=0: expected an integer >= 1"),
+    (["--model.sac.batch_size=4"], "lit-dmash: error: invalid sac.batch_size=4: expected >= env.num_envs=20"),
+    (["--model.sac.hidden_dims=[]"], "lit-dmash: error: invalid sac.hidden_dims=[]: expected a non-empty list of integers >= 1"),
+    (["--model.sac.gamma=1.0"], "lit-dmash: error: invalid sac.gamma=1.0: expected a number in [0.0, 1.0)"),
+    (["--model.sac.lr_actor=0"], "lit-dmash: error: invalid sac.lr_actor=0.0: expected a number > 0"),
+    (["--model.context.p_mask=1.0"], "lit-dmash: error: invalid context.p_mask=1.0: expected a number in [0.0, 1.0)"),
+    (["--model.context.adapter=diagonal"], "lit-dmash: error: invalid context.adapter='diagonal': expected one of "
+     "['bottleneck', 'scale_shift', 'lowrank', 'full']"),
+    (["--model.context.encoder=gru"], "lit-dmash: error: invalid context.encoder='gru': expected one of "
+     "['lstm', 'plstm', 'meanpool']"),
+    (["--model.seeds=[1,1]"], "lit-dmash: error: invalid seeds=[1, 1]: expected distinct seeds"),
+    (["--model.on_nonfinite=ignore"], "lit-dmash: error: invalid on_nonfinite='ignore': expected one of ['stop', 'skip']"),
+    (["--model.protocol.buffer_size=10000000000", "--model.protocol.total_steps=10000000000"],
+     "lit-dmash: error: invalid protocol.buffer_size="),
+    (["--ckpt_path=last"], "lit-dmash: error: --ckpt_path last: no checkpoints/last.ckpt under"),
+]
 
 
-def test_first_episode_returns_ignore_steps_after_the_first_done():
-    reward = torch.ones(2, 5, 1)
-    done = torch.zeros(2, 5, 1, dtype=torch.bool)
-    done[0, 2] = True  # sub-env 0 ends after 3 steps, then a new episode starts
-    done[1, 4] = True
-    assert first_episode_returns(reward, done).tolist() == [3.0, 5.0]
+@pytest.mark.parametrize(("args", "line"), BAD_INPUT, ids=[a[0].split("=")[0] for a, _ in BAD_INPUT])
+def test_bad_input_gives_one_line_naming_the_field(args, line, tmp_path, capsys):
+    last = _cli_error(tmp_path, capsys, *args).splitlines()[-1]  # Lightning may log "Seed set to 0" first
+    assert last.startswith(line), last
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["--trainer.callbacks.init_args.episodes=0"], "episodes"),
+        (["--checkpoint.every_minutes=-1"], "checkpoint.every_minutes"),
+        (["--trainer.devices=0"], "devices"),
+        (["--trainer.strategy=nonsense"], "strategy"),
+    ],
+)
+def test_bad_trainer_or_callback_input_is_refused_by_name(args, field, tmp_path, capsys):
+    # jsonargparse's and Lightning's own messages: several lines, but they name the key
+    assert field in _cli_error(tmp_path, capsys, *args)

@@ -1,52 +1,46 @@
-"""Runs that survive: exact resume, SIGTERM, corrupt or mismatched checkpoints, NaN guard, memory."""
+"""Runs that survive: exact resume for every arm (MuJoCo included), SIGTERM, Ctrl-C, SIGKILL at any
+moment, unsafe / corrupt / mismatched checkpoints, the NaN guard, memory."""
+
+from __future__ import annotations
 
 import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
-from conftest import REPO, cli_command, run_cli
-from torchrl.envs import Transform
+from conftest import REPO, TINY_CLI, cli_command, run_cli, tiny_module
+from torchrl.envs import Transform, TransformedEnv
 
 from callbacks import RunCheckpoint
-from lit_dmash.checkpointing import AtomicCheckpointIO
-from lit_dmash.config import CollectorConfig, ContextConfig, EnvConfig, SACConfig
+from lit_dmash.agent.update import NonFiniteError
+from lit_dmash.checkpointing import AtomicCheckpointIO, CheckpointError, load_safely
 from lit_dmash.errors import ConfigError
 from lit_dmash.memory import check_buffer_fits
-from lit_dmash.module import ContextualSAC, NonFiniteError
+from lit_dmash.methods import METHODS
+from lit_dmash.module import ContextualSAC
 
 
-def tiny(total_frames: int, method: str = "dmash", **kwargs) -> ContextualSAC:
-    return ContextualSAC(
-        method=method,
-        env=EnvConfig(num_envs=2),
-        collector=CollectorConfig(frames_per_batch=16, total_frames=total_frames, init_random_frames=64),
-        sac=SACConfig(hidden_dims=[16, 16], batch_size=16),
-        context=ContextConfig(history_len=4, encoder_hidden=[16], hypernet_hidden=[16]),
-        **kwargs,
-    )
-
-
-class LossRecorder(L.Callback):
+class MetricsRecorder(L.Callback):
     def __init__(self):
-        self.losses = {}
+        self.metrics: dict[int, dict[str, float]] = {}
 
     def on_train_batch_end(self, trainer, pl_module, *args):
-        if pl_module.last_losses:
-            self.losses[pl_module.updates] = dict(pl_module.last_losses)
+        self.metrics[pl_module.updates] = {k: float(v) for k, v in pl_module.last_metrics.items()}
 
 
 def fit(module, root, ckpt_path=None, extra=()):
-    recorder = LossRecorder()
+    recorder = MetricsRecorder()
     trainer = L.Trainer(
         max_epochs=-1,
         default_root_dir=root,
         enable_progress_bar=False,
         enable_checkpointing=False,
         enable_model_summary=False,
+        logger=False,
         plugins=[AtomicCheckpointIO()],
         callbacks=[RunCheckpoint(), recorder, *extra],
     )
@@ -54,94 +48,203 @@ def fit(module, root, ckpt_path=None, extra=()):
     return trainer, recorder
 
 
-def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
-    _, straight = fit(tiny(320), tmp_path / "straight")
-    first, _ = fit(tiny(192), tmp_path / "first")
-    ckpt = tmp_path / "first" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
-    resumed_module = tiny(320)
+def _assert_same_state(a, b, where: str = "") -> None:
+    """Recursive exact equality of tensors, dicts, lists and plain values."""
+    if torch.is_tensor(a):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            _assert_same_state(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_same_state(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+@pytest.mark.parametrize(("method", "task"), [(m, "di") for m in sorted(METHODS)] + [("dmash", "cheetah")])
+def test_resume_continues_exactly_like_an_uninterrupted_run(method, task, tmp_path):
+    straight_module = tiny_module(method, task=task, total_steps=8)
+    _, straight = fit(straight_module, tmp_path / "straight")
+    fit(tiny_module(method, task=task, total_steps=3), tmp_path / "first")
+    ckpt = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    resumed_module = tiny_module(method, task=task, total_steps=8)
     trainer, resumed = fit(resumed_module, tmp_path / "resumed", ckpt_path=ckpt)
 
-    saved = torch.load(ckpt, weights_only=False)
-    assert saved["global_step"] == first.global_step
-    storage = saved["lit_dmash"]["replay_buffer"]["_storage"]
-    assert storage["_len"] == 192
-    # Only the filled rows are saved, not the preallocated capacity (padded back on resume).
-    assert {tensor.shape[0] for tensor in storage["_storage"].values()} == {192}
-    assert resumed_module.replay_buffer.storage.max_size > 192
-    next_update = min(resumed.losses)
-    assert next_update == first.global_step + 1, "resumed at the same update count"
-    for key, value in resumed.losses[next_update].items():
-        assert value == pytest.approx(straight.losses[next_update][key], abs=1e-6), key
-    assert resumed_module.env_frames == 320 and trainer.global_step == max(straight.losses)
-    assert len(resumed_module.replay_buffer) == 320
+    assert min(resumed.metrics) == 5, "the first update after the resume is update 5 (t = 4)"
+    for update, metrics in resumed.metrics.items():  # every update after the resume, not just the first
+        assert metrics == straight.metrics[update], update
+    _assert_same_state(resumed_module.agent.state_dict(), straight_module.agent.state_dict())
+    for mine, theirs in zip(trainer.optimizers, straight_module.trainer.optimizers, strict=True):
+        _assert_same_state(mine.state_dict()["state"], theirs.state_dict()["state"])
+    assert resumed_module.env_frames == straight_module.env_frames
+
+
+def test_a_seed_batched_run_resumes_exactly(tmp_path):
+    _, straight = fit(tiny_module("dmash", seeds=[0, 1], total_steps=8), tmp_path / "straight")
+    fit(tiny_module("dmash", seeds=[0, 1], total_steps=3), tmp_path / "first")
+    _, resumed = fit(
+        tiny_module("dmash", seeds=[0, 1], total_steps=8), tmp_path / "r", ckpt_path=tmp_path / "first/checkpoints/last.ckpt"
+    )
+    assert all(resumed.metrics[u] == straight.metrics[u] for u in resumed.metrics)
+
+
+def _tiny_cli(tmp_path: Path, *extra: str) -> list[str]:
+    return [*TINY_CLI, f"--trainer.default_root_dir={tmp_path}", *extra]
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
 
 
 def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path):
-    args = [
-        f"--trainer.default_root_dir={tmp_path}",
-        "--trainer.enable_progress_bar=false",
-        "--model.env.num_envs=4",
-        "--model.collector.frames_per_batch=32",
-        "--model.collector.init_random_frames=128",
-        "--model.sac.hidden_dims=[16,16]",
-        "--model.sac.batch_size=32",
-        "--trainer.callbacks.every_n_frames=256",
-        "--trainer.callbacks.episodes=2",
-    ]
-    cmd = cli_command(*args, "--model.collector.total_frames=10000000")
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    run = tmp_path / "lightning_logs" / "version_0"
-    deadline = time.monotonic() + 120
-    while not (run / "eval.json").exists() and time.monotonic() < deadline:  # training is under way
-        time.sleep(0.2)
+    args = _tiny_cli(tmp_path, "--model.protocol.total_steps=100000")
+    proc = subprocess.Popen(cli_command(*args), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(tmp_path / "seed0" / "eval.json", proc)  # training is under way
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err[-2000:]
     assert "stopped by SIGTERM" in err and "Traceback" not in err
-    saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
-    frames, step = saved["lit_dmash"]["env_frames"], saved["global_step"]
-    assert frames >= 256 and step > 0
+    run = tmp_path / "lightning_logs" / "version_0"
+    saved = load_safely(run / "checkpoints" / "last.ckpt")
+    updates = saved["lit_dmash"]["updates"]
+    assert updates >= 1
 
-    resumed = run_cli(*args, f"--model.collector.total_frames={frames + 128}", "--ckpt_path=last")
+    resumed = run_cli(*_tiny_cli(tmp_path, f"--model.protocol.total_steps={updates + 4}", "--ckpt_path=last"))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    after = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
-    assert after["lit_dmash"]["env_frames"] == frames + 128 and after["global_step"] > step
+    after = load_safely(run / "checkpoints" / "last.ckpt")
+    assert after["lit_dmash"]["updates"] == updates + 5
     assert not (tmp_path / "lightning_logs" / "version_1").exists(), "resumed in the same run folder"
 
 
 def test_ctrl_c_saves_a_checkpoint(tmp_path):
-    cmd = cli_command(
-        f"--trainer.default_root_dir={tmp_path}",
-        "--trainer.enable_progress_bar=false",
-        "--model.collector.total_frames=10000000",
-        "--trainer.callbacks.every_n_frames=256",
-    )
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    run = tmp_path / "lightning_logs" / "version_0"
-    deadline = time.monotonic() + 120
-    while not (run / "eval.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    args = _tiny_cli(tmp_path, "--model.protocol.total_steps=100000")
+    proc = subprocess.Popen(cli_command(*args), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(tmp_path / "seed0" / "eval.json", proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "checkpoint (KeyboardInterrupt) saved" in err
-    checkpoint = run / "checkpoints" / "last.ckpt"
-    assert torch.load(checkpoint, weights_only=False)["lit_dmash"]["env_frames"] >= 256
+    checkpoint = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    assert load_safely(checkpoint)["lit_dmash"]["updates"] >= 1
     assert checkpoint.stat().st_mode & 0o044, "readable like any file the user writes (umask), not 0600"
 
 
-def test_corrupt_truncated_and_mismatched_checkpoints_fail_clearly(tmp_path):
-    fit(tiny(96, method="dr"), tmp_path)
-    good = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+def test_sigkill_at_any_moment_resumes_from_the_newest_complete_checkpoint(tmp_path):
+    """Kill -9 mid-checkpoint-write (a temp file beside last.ckpt exists) and mid-update, then resume."""
+    # Four seeds of 256-wide networks make a ~60 MB checkpoint: a write long enough to land a kill in.
+    big = ["--model.seeds=4", "--model.sac.hidden_dims=[256,256]", "--model.context.hypernet_hidden=[64,64]"]
+    args = _tiny_cli(tmp_path, "--model.protocol.total_steps=100000", "--checkpoint.every_n_frames=40", *big)
+    ckpt_dir = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+
+    def mtime() -> float:
+        return last.stat().st_mtime if last.exists() else 0.0
+
+    def updates() -> int:
+        return load_safely(last)["lit_dmash"]["updates"] if last.exists() else -1
+
+    killed_mid_write = 0
+    for attempt in range(4):
+        mid_write = attempt % 2 == 0
+        proc = subprocess.Popen(
+            cli_command(*args, *(["--ckpt_path=last"] if attempt else [])),
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        before, written, deadline = updates(), mtime(), time.monotonic() + 240
+        while proc.poll() is None and time.monotonic() < deadline:
+            if mtime() > written and mid_write:  # a complete new checkpoint exists: kill during the next write
+                if ckpt_dir.is_dir() and any(p.name.endswith(".tmp") for p in os.scandir(ckpt_dir)):
+                    break
+                time.sleep(0.0005)
+            elif mtime() > written:
+                time.sleep(0.3)  # somewhere in the middle of the next updates
+                break
+            else:
+                time.sleep(0.02)
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        killed_mid_write += mid_write and any(p.name.endswith(".tmp") for p in os.scandir(ckpt_dir))
+        assert updates() >= max(before, 0)  # last.ckpt is never unreadable, whenever the kill came
+    assert killed_mid_write >= 1, "no kill landed while a checkpoint was being written"
+    final = run_cli(*_tiny_cli(tmp_path, f"--model.protocol.total_steps={updates() + 3}", "--ckpt_path=last", *big))
+    assert final.returncode == 0, final.stderr[-2000:]
+    assert not any(p.name.endswith(".tmp") for p in ckpt_dir.iterdir()) or last.exists()
+
+
+class Payload:
+    """Unpickling this creates a file: what a malicious checkpoint would do with `os.system`."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_the_payload_never_runs(tmp_path):
+    fit(tiny_module("dr"), tmp_path)
+    good = tmp_path / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(good, weights_only=True)
+    marker = tmp_path / "pwned"
+    checkpoint["extra"] = Payload(str(marker))
+    evil = tmp_path / "evil.ckpt"
+    torch.save(checkpoint, evil)
+    proc = run_cli(f"--trainer.default_root_dir={tmp_path / 'x'}", "--model.method=dr", f"--ckpt_path={evil}")
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"lit-dmash: error: checkpoint {evil} refused: loading it would run code")
+    assert "convert-checkpoint" in last and "Traceback" not in proc.stderr
+    assert not marker.exists(), "the payload ran"
+    with pytest.raises(CheckpointError):
+        load_safely(evil)
+    assert not marker.exists()
+
+
+def test_convert_checkpoint_needs_trust_and_produces_a_safe_file(tmp_path):
+    import numpy as np
+
+    old = tmp_path / "old.ckpt"
+    torch.save({"state_dict": {"w": torch.ones(2)}, "rng": np.random.get_state()}, old)  # numpy: not weights-only
+    with pytest.raises(CheckpointError, match="refused"):
+        load_safely(old)
+    new = tmp_path / "new.ckpt"
+    cmd = ["python", "-m", "lit_dmash", "convert-checkpoint", str(old), str(new)]
+    refused = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    assert refused.returncode == 2 and "--trust" in refused.stderr and not new.exists()
+    done = subprocess.run([*cmd, "--trust"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert torch.equal(load_safely(new)["state_dict"]["w"], torch.ones(2))
+
+
+def test_corrupt_truncated_and_mismatched_checkpoints_fail_in_one_line(tmp_path):
+    fit(tiny_module("dr"), tmp_path)
+    good = tmp_path / "checkpoints" / "last.ckpt"
     garbage, truncated = tmp_path / "garbage.ckpt", tmp_path / "truncated.ckpt"
     garbage.write_bytes(b"not a checkpoint at all")
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     for path in (garbage, truncated):
-        proc = run_cli(f"--trainer.default_root_dir={tmp_path / 'x'}", f"--ckpt_path={path}", timeout=120)
-        assert proc.returncode == 2 and "corrupt or truncated" in proc.stderr and "Traceback" not in proc.stderr
-    proc = run_cli(f"--trainer.default_root_dir={tmp_path / 'y'}", "--model.method=dmash", f"--ckpt_path={good}")
-    assert proc.returncode == 2 and "method='dr'" in proc.stderr and "Traceback" not in proc.stderr
-    proc = run_cli(f"--trainer.default_root_dir={tmp_path / 'z'}", "--model.method=dr", f"--ckpt_path={good}")
-    assert proc.returncode == 2 and "sac.hidden_dims" in proc.stderr
+        proc = run_cli(f"--trainer.default_root_dir={tmp_path / 'x'}", f"--ckpt_path={path}")
+        last = proc.stderr.strip().splitlines()[-1]
+        assert proc.returncode == 2 and last.startswith(f"lit-dmash: error: checkpoint {path} is corrupt or truncated")
+        assert "Traceback" not in proc.stderr
+    cases = [
+        (["--model.method=dmash"], "it has method='dr', this run has 'dmash'"),
+        (["--model.method=dr", "--model.env.name=ode"], "it has env.name='di', this run has 'ode'"),
+        (["--model.method=dr", "--model.env.name=di", "--model.sac.hidden_dims=[32,32]"], "sac.hidden_dims"),
+    ]
+    for args, expected in cases:
+        proc = run_cli(f"--trainer.default_root_dir={tmp_path / 'y'}", *args, f"--ckpt_path={good}")
+        assert proc.returncode == 2 and expected in proc.stderr.strip().splitlines()[-1], proc.stderr[-1500:]
+        assert "Traceback" not in proc.stderr
 
 
 def test_atomic_save_leaves_the_old_checkpoint_intact_when_saving_fails(tmp_path):
@@ -160,7 +263,7 @@ def test_atomic_save_leaves_the_old_checkpoint_intact_when_saving_fails(tmp_path
 
 
 class NaNRewardAfter(Transform):
-    """Real transform that corrupts the reward stream after `steps` env steps."""
+    """A real transform that corrupts the reward stream after `steps` env steps."""
 
     def __init__(self, steps: int):
         super().__init__(in_keys=[], out_keys=[])
@@ -174,43 +277,50 @@ class NaNRewardAfter(Transform):
 
 
 class PoisonedSAC(ContextualSAC):
-    def make_env(self, split, num_envs, seed):
-        env = super().make_env(split, num_envs, seed)
-        if split == self.env_cfg.split and num_envs == self.env_cfg.num_envs:  # the training env only
-            env.insert_transform(0, NaNRewardAfter(steps=100))
+    def _make_env(self, split, num_envs, seed):
+        env = super()._make_env(split, num_envs, seed)
+        if split == "train" and num_envs == self.env_cfg.num_envs and seed == self.seed:  # the training env only
+            return TransformedEnv(env, NaNRewardAfter(steps=20))
         return env
 
 
-def test_nan_in_the_reward_stream_stops_with_the_last_good_state(tmp_path):
-    module = PoisonedSAC(**_poisoned_args())
-    with pytest.raises(NonFiniteError, match=r"non-finite observation or reward .* env frame 192"):
-        fit(module, tmp_path)
-    saved = torch.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=False)
-    assert saved["lit_dmash"]["env_frames"] == 192
-    assert all(torch.isfinite(v).all() for v in saved["state_dict"].values() if v.is_floating_point())
-    assert "carrier" not in saved["lit_dmash"], "the poisoned episodes are not saved for resuming"
-
-
-def test_nan_skip_mode_drops_bad_batches_and_counts_them(tmp_path):
-    module = PoisonedSAC(**_poisoned_args(), on_nonfinite="skip")
-    fit(module, tmp_path)
-    assert module.nonfinite_skipped > 0
-    stored = module.replay_buffer[: len(module.replay_buffer)]
-    assert torch.isfinite(stored["next", "reward"]).all()
-
-
-def _poisoned_args():
-    return dict(
+def _poisoned(**kwargs) -> PoisonedSAC:
+    template = tiny_module("dr", total_steps=20)
+    return PoisonedSAC(
         method="dr",
-        env=EnvConfig(num_envs=2),
-        collector=CollectorConfig(frames_per_batch=32, total_frames=320, init_random_frames=64),
-        sac=SACConfig(hidden_dims=[16], batch_size=16),
+        env=template.env_cfg,
+        protocol=template.protocol,
+        sac=template.sac_cfg,
+        context=template.context_cfg,
+        **kwargs,
     )
 
 
-def test_buffer_that_does_not_fit_is_refused_before_allocation():
-    check_buffer_fits(1000, 100, available=10**6)
-    with pytest.raises(ConfigError, match=r"collector\.buffer_size") as err:
-        check_buffer_fits(10**6, 746, available=10**8)
-    assert "746 bytes per transition" in str(err.value)
+def test_nan_in_the_reward_stream_stops_with_the_last_good_state(tmp_path):
+    with pytest.raises(NonFiniteError, match=r"non-finite observation or reward at vector step 20"):
+        fit(_poisoned(), tmp_path)
+    saved = load_safely(tmp_path / "checkpoints" / "last.ckpt")
+    assert saved["lit_dmash"]["collector"]["vector_steps"] == 20
+    assert all(torch.isfinite(v).all() for v in saved["state_dict"].values() if v.is_floating_point())
+    assert saved["lit_dmash"]["collector"]["envs"] == [None], "the poisoned episodes are not saved for resuming"
+
+
+def test_nan_skip_mode_drops_bad_steps_and_counts_them(tmp_path):
+    module = _poisoned(on_nonfinite="skip")
+    fit(module, tmp_path)
+    assert module.nonfinite_skipped > 0
+    assert torch.isfinite(module.agent.log_alpha).all()
+
+
+def test_replay_that_does_not_fit_is_refused_before_allocation():
+    check_buffer_fits(1000, available=10**6)
+    with pytest.raises(ConfigError, match=r"protocol\.buffer_size"):
+        check_buffer_fits(10**9, available=10**8)
     assert os.environ.get("RL_WARNINGS") == "0"
+
+
+def test_mujoco_checkpoints_load_weights_only(tmp_path):
+    """Simulator states, task random states and replay rows are tensors and plain values."""
+    fit(tiny_module("dmash", task="cheetah"), tmp_path)
+    saved = load_safely(tmp_path / "checkpoints" / "last.ckpt")
+    assert saved["lit_dmash"]["collector"]["envs"][0] is not None

@@ -1,18 +1,21 @@
-"""The method's building blocks: MLP with an adapter slot, set encoder, hypernetwork, normaliser."""
+"""The method's building blocks: stacked (seed-batched) layers, encoder, hypernetwork and adapters."""
 
-from lit_dmash.nets.encoder import OUTPUT_NORMS, SetEncoder, drop_entries, drop_features
-from lit_dmash.nets.hypernet import ADAPTER_KINDS, AdapterShape, HyperNetwork
-from lit_dmash.nets.mlp import AdaptedMLP
+from lit_dmash.nets.adapters import ADAPTER_KINDS, AdapterSpec, HyperNetwork
+from lit_dmash.nets.encoder import ContextEncoder, EncoderSpec
+from lit_dmash.nets.ensemble import EnsembleLayerNorm, EnsembleLinear, EnsembleLSTM, init_members
 from lit_dmash.nets.normalizer import RunningNorm
+from lit_dmash.nets.rng import SeedRandom
 
 __all__ = [
     "ADAPTER_KINDS",
-    "OUTPUT_NORMS",
-    "AdaptedMLP",
-    "AdapterShape",
+    "AdapterSpec",
+    "ContextEncoder",
+    "EncoderSpec",
+    "EnsembleLSTM",
+    "EnsembleLayerNorm",
+    "EnsembleLinear",
     "HyperNetwork",
     "RunningNorm",
-    "SetEncoder",
-    "drop_entries",
-    "drop_features",
+    "SeedRandom",
+    "init_members",
 ]

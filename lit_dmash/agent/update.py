@@ -1,0 +1,224 @@
+"""One update of the agent, in the authors' order, on one sampled batch.
+
+Per vector step t (their `sac.py: train`), on one batch:
+1. dynamics step (context methods): fresh training-mode `z`; f predicts `s' - s` (raw, no
+   normalisation); MSE over batch and dims; DMA-Pearl multiplies it by `1 + w * KL` with the KL
+   from a second encoder pass. Trains E, f and H.
+2. critic step: fresh `z`; target `r + gamma (1 - done) (min Q_targ(s', a') - alpha log pi(a'|s'))`
+   with `a'` sampled at s' and the same `z` (and adapter) for s and s'; loss = MSE of both twins.
+3. if t % actor_every == 0: `actor_every` times: fresh `z`; actor loss `alpha log pi - min Q`
+   (critic parameters frozen), then the alpha loss `-alpha (log pi + target entropy)` on a fresh
+   no-grad log pi. (The authors step log(alpha) through `alpha = exp(log_alpha)`, not log(alpha)
+   itself as TorchRL's `SACLoss` does.)
+4. Polyak update of the target critics.
+
+Every loss is the per-seed mean over the batch, summed over seeds: seeds share no parameter, so
+each seed's gradient is its own loss's gradient, and Adam (elementwise) steps each seed as if
+alone. TorchRL's `SACLoss` is not used in this loop: its `forward` evaluates critic, actor and
+alpha losses together on the same parameters, while the authors update the critic first, then
+the actor (twice) against the updated critic, with a fresh `z` each time; and it cannot hold S
+seeds in one set of parameters. `tests/test_update.py` checks our critic and actor losses
+against `SACLoss`'s own on the same networks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from lit_dmash.agent.agent import Agent, Window
+
+
+class NonFiniteError(RuntimeError):
+    """Training met a non-finite loss or gradient (with on_nonfinite=stop)."""
+
+
+@dataclass
+class Batch:
+    """Sampled windows and their last transitions; every tensor is `[S, B, ...]`.
+
+    `obs`, `action`, `next_obs`: `[S, B, K + 1, d]`, slots t-K..t of the episode; the transition
+    learned from is the last slot. The authors' training window is slots 1..K (it includes the
+    transition); the leak-free one is 0..K-1.
+    """
+
+    obs: torch.Tensor
+    action: torch.Tensor
+    next_obs: torch.Tensor
+    reward: torch.Tensor
+    terminated: torch.Tensor
+    done: torch.Tensor
+    context: torch.Tensor
+
+    def window(self, leak_free: bool) -> Window:
+        part = slice(None, -1) if leak_free else slice(1, None)
+        return self.obs[..., part, :], self.action[..., part, :], self.next_obs[..., part, :]
+
+    def transition(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.obs[..., -1, :], self.action[..., -1, :], self.next_obs[..., -1, :]
+
+
+@dataclass
+class Optimizers:
+    """One Adam per role, as the authors have them (E and f share one with two groups)."""
+
+    dynamics: torch.optim.Optimizer | None
+    critic: torch.optim.Optimizer
+    actor: torch.optim.Optimizer
+    alpha: torch.optim.Optimizer
+
+    def as_list(self) -> list[torch.optim.Optimizer]:
+        return [o for o in (self.dynamics, self.critic, self.actor, self.alpha) if o is not None]
+
+
+def make_optimizers(agent: Agent) -> Optimizers:
+    """Adam per role with the spec's learning rates (fused when every parameter is on cpu/cuda)."""
+    groups, spec = agent.parameter_groups(), agent.spec
+
+    def adam(param_groups: list[dict]) -> torch.optim.Adam:
+        params = [p for g in param_groups for p in g["params"]]
+        fused = all(p.device.type in ("cpu", "cuda") for p in params)
+        return torch.optim.Adam(param_groups, fused=fused or None)
+
+    dynamics = None
+    if groups["dynamics"]:
+        dynamics = adam(
+            [
+                {"params": groups["encoder"], "lr": spec.lr_encoder, "name": "encoder"},
+                {"params": groups["dynamics"], "lr": spec.lr_dynamics, "name": "dynamics"},
+            ]
+        )
+    sac = spec.sac
+    return Optimizers(
+        dynamics=dynamics,
+        critic=adam([{"params": groups["critic"], "lr": sac.lr_critic, "name": "critic"}]),
+        actor=adam([{"params": groups["actor"], "lr": sac.lr_actor, "name": "actor"}]),
+        alpha=adam([{"params": groups["alpha"], "lr": sac.lr_alpha, "name": "alpha"}]),
+    )
+
+
+StepFn = Callable[[Iterable[torch.optim.Optimizer], torch.Tensor], None]
+
+
+def plain_step(optimizers: Iterable[torch.optim.Optimizer], loss: torch.Tensor) -> None:
+    """zero_grad, backward, step: what a bare loop does (the LightningModule passes its own)."""
+    optimizers = list(optimizers)
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for opt in optimizers:
+        opt.step()
+
+
+def check_finite(losses: dict[str, torch.Tensor]) -> None:
+    """Raise `NonFiniteError` naming the losses that are not finite (one sync for all)."""
+    values = torch.stack([v.detach().reshape(()) for v in losses.values()])
+    if not torch.isfinite(values).all():
+        bad = [k for k, v in losses.items() if not torch.isfinite(v.detach()).all()]
+        raise NonFiniteError(f"non-finite {', '.join(bad)}")
+
+
+class _FrozenParams:
+    """Turn off `requires_grad` of a module's parameters for the block (the actor loss's critic)."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.params = [p for p in module.parameters() if p.requires_grad]
+
+    def __enter__(self) -> None:
+        for p in self.params:
+            p.requires_grad_(False)
+
+    def __exit__(self, *exc: object) -> None:
+        for p in self.params:
+            p.requires_grad_(True)
+
+
+def dynamics_loss(agent: Agent, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Per-seed dynamics MSE (times `1 + w KL` for DMA-Pearl), summed over seeds."""
+    window = batch.window(agent.spec.leak_free)
+    obs, action, next_obs = batch.transition()
+    z = agent.embed(window, training=True)
+    error = (agent.dynamics_prediction(obs, action, z) - (next_obs - obs)).pow(2)
+    per_seed = error.mean(dim=(-2, -1))
+    metrics = {"loss_dynamics": per_seed.mean()}
+    if agent.spec.kl_weight > 0 and agent.spec.encoder.kind == "plstm":
+        kl = agent.encoder.kl(*window, agent.rng, agent.spec.p_mask).mean(dim=(-2, -1))
+        per_seed = per_seed * (1 + agent.spec.kl_weight * kl)
+        metrics["kl"] = kl.mean()
+    return per_seed.sum(), metrics
+
+
+def _conditioning(agent: Agent, batch: Batch, grad: bool):
+    z = agent.embed(batch.window(agent.spec.leak_free), training=True) if agent.encoder is not None else None
+    return agent.policy_conditioning(z, batch.context, grad=grad)
+
+
+def critic_loss(agent: Agent, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Twin-critic TD loss (per-seed MSE of each twin, summed), with the authors' target."""
+    obs, action, next_obs = batch.transition()
+    sac = agent.spec.sac
+    concat, adapter = _conditioning(agent, batch, grad="critic" in agent.spec.method.rl_grad)
+    with torch.no_grad():
+        target_concat = concat.detach() if concat is not None else None
+        target_adapter = adapter.detach() if adapter is not None else None
+        next_action, next_log_prob = agent.sample(*agent.actor(next_obs, target_concat, target_adapter))
+        next_q = agent.target_critic(next_obs, next_action, target_concat, target_adapter).min(dim=1).values
+        soft_value = next_q - agent.alpha[:, None] * next_log_prob
+        ends = batch.terminated if sac.bootstrap_timeouts else batch.done
+        target = batch.reward + (1.0 - ends.float()) * sac.gamma * soft_value
+    q = agent.critic(obs, action, concat, adapter)  # [S, 2, B]
+    per_seed = F.mse_loss(q, target.unsqueeze(1).expand_as(q), reduction="none").mean(-1).sum(-1)
+    return per_seed.sum(), {"loss_critic": per_seed.mean(), "q": q.detach().mean()}
+
+
+def actor_loss(agent: Agent, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor], tuple]:
+    """`mean(alpha log pi - min Q)` per seed, summed; also returns the conditioning for alpha's step."""
+    obs = batch.transition()[0]
+    concat, adapter = _conditioning(agent, batch, grad="actor" in agent.spec.method.rl_grad)
+    action, log_prob = agent.sample(*agent.actor(obs, concat, adapter))
+    with _FrozenParams(agent.critic):
+        q = agent.critic(obs, action, concat, adapter).min(dim=1).values
+    per_seed = (agent.alpha[:, None] * log_prob - q).mean(-1)
+    metrics = {"loss_actor": per_seed.mean(), "entropy": -log_prob.detach().mean()}
+    return per_seed.sum(), metrics, (concat, adapter)
+
+
+def alpha_loss(agent: Agent, obs: torch.Tensor, conditioning: tuple) -> torch.Tensor:
+    """The authors' `-exp(log alpha) (log pi + target entropy)` on a fresh no-grad log pi."""
+    concat, adapter = (c.detach() if c is not None else None for c in conditioning)
+    with torch.no_grad():
+        _, log_prob = agent.sample(*agent.actor(obs, concat, adapter))
+    per_seed = (-agent.log_alpha.exp()[:, None] * (log_prob + agent.target_entropy)).mean(-1)
+    return per_seed.sum()
+
+
+def update(
+    agent: Agent, batch: Batch, optimizers: Optimizers, step: int, step_fn: StepFn = plain_step
+) -> dict[str, torch.Tensor]:
+    """One update (steps 1-4 of the module docstring); returns detached metrics (seed means)."""
+    metrics: dict[str, torch.Tensor] = {}
+    rl_grad = agent.spec.method.rl_grad
+    if agent.dynamics is not None:
+        loss, info = dynamics_loss(agent, batch)
+        check_finite({"loss_dynamics": loss})
+        step_fn([optimizers.dynamics], loss)
+        metrics.update(info)
+    loss, info = critic_loss(agent, batch)
+    check_finite({"loss_critic": loss})
+    step_fn([optimizers.critic, *([optimizers.dynamics] if "critic" in rl_grad else [])], loss)
+    metrics.update(info)
+    every = agent.spec.sac.actor_every
+    if step % every == 0:
+        for _ in range(every):
+            loss, info, conditioning = actor_loss(agent, batch)
+            check_finite({"loss_actor": loss})
+            step_fn([optimizers.actor, *([optimizers.dynamics] if "actor" in rl_grad else [])], loss)
+            loss_alpha = alpha_loss(agent, batch.transition()[0], conditioning)
+            step_fn([optimizers.alpha], loss_alpha)
+            metrics.update(info, loss_alpha=loss_alpha.detach() / agent.num_seeds)
+    agent.soft_update_targets()
+    metrics["alpha"] = agent.alpha.mean()
+    return {k: v.detach() for k, v in metrics.items()}

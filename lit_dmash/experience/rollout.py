@@ -1,0 +1,149 @@
+"""Stepping S seeds' envs together, the context window, and the warm-up the authors run.
+
+`SeedEnvs` holds one TorchRL env per seed (each built with its own seed, hence its own start
+states and, for `ode_k`, its own contexts) and steps them as one `[S, n, ...]` batch.
+`ContextWindow` is the last K transitions `(s, a, s')` of every sub-env; it starts as K copies
+of `(reset obs, 0, reset obs)` and is *not* cleared at resets: during the random phase it
+carries over between episodes of the same context, after it the warm-up refills it.
+
+`warm_up` is the authors' `fill_context_window`: reset, K steps with the deterministic policy
+pushed into the window only (no replay, no score, no frame count), then the caller resets
+again. `run_episodes` is their evaluation: per episode a reset, the warm-up, a reset, then one
+scored episode with deterministic actions and the eval-mode encoder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from tensordict import TensorDict
+from torchrl.envs import EnvBase
+
+from lit_dmash.agent.agent import Agent
+
+
+@dataclass
+class StepResult:
+    next_obs: torch.Tensor  # [S, n, d_s]
+    reward: torch.Tensor  # [S, n]
+    terminated: torch.Tensor  # [S, n] bool
+    truncated: torch.Tensor  # [S, n] bool
+    context: torch.Tensor  # [S, n, c]
+
+    @property
+    def done(self) -> torch.Tensor:
+        return self.terminated | self.truncated
+
+
+class SeedEnvs:
+    """S batched envs (one per seed, `n` sub-envs each) stepped as one `[S, n]` batch."""
+
+    def __init__(self, envs: Sequence[EnvBase]) -> None:
+        self.envs = list(envs)
+        first = self.envs[0]
+        self.num_envs = first.batch_size[0]
+        self.obs_dim = first.observation_spec["observation"].shape[-1]
+        self.context_dim = first.observation_spec["context"].shape[-1]
+        self.action_dim = first.action_spec.shape[-1]
+        self.action_low = float(first.action_spec.space.low.min())
+        self.action_high = float(first.action_spec.space.high.max())
+        self.horizon = getattr(first, "horizon", None)
+
+    def reset(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reset every sub-env of every seed: `(obs [S, n, d_s], context [S, n, c])`."""
+        tds = [env.reset() for env in self.envs]
+        return torch.stack([td["observation"] for td in tds]), torch.stack([td["context"] for td in tds])
+
+    def step(self, action: torch.Tensor) -> StepResult:
+        outs = []
+        for env, act in zip(self.envs, action.to(self.envs[0].device), strict=True):
+            outs.append(env.step(TensorDict(action=act, batch_size=env.batch_size, device=env.device))["next"])
+        stack = lambda key: torch.stack([o[key] for o in outs])  # noqa: E731
+        return StepResult(
+            next_obs=stack("observation"),
+            reward=stack("reward").squeeze(-1),
+            terminated=stack("terminated").squeeze(-1),
+            truncated=stack("truncated").squeeze(-1),
+            context=stack("context"),
+        )
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+class ContextWindow:
+    """The last K transitions `(obs, action, next_obs)` of each sub-env, oldest first: `[S, n, K, d]`."""
+
+    def __init__(self, length: int, obs: torch.Tensor, action_dim: int) -> None:
+        self.length = length
+        self.reset_to(obs, action_dim)
+
+    def reset_to(self, obs: torch.Tensor, action_dim: int) -> None:
+        """K copies of `(obs, 0, obs)`: the authors' initial window (no transition seen yet)."""
+        copies = obs.unsqueeze(-2).expand(*obs.shape[:-1], self.length, obs.shape[-1]).clone()
+        self.obs, self.next_obs = copies, copies.clone()
+        self.action = obs.new_zeros(*obs.shape[:-1], self.length, action_dim)
+
+    def push(self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor) -> None:
+        for name, value in (("obs", obs), ("action", action), ("next_obs", next_obs)):
+            current = getattr(self, name)
+            setattr(self, name, torch.cat([current[..., 1:, :], value.unsqueeze(-2)], dim=-2))
+
+    @property
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.obs, self.action, self.next_obs
+
+
+def policy_inputs(agent: Agent, window: ContextWindow, context: torch.Tensor) -> dict:
+    """What `Agent.act` reads besides the observation, on the agent's device."""
+    device = agent.log_alpha.device
+    inputs: dict = {"context": context.to(device)}
+    if agent.encoder is not None:
+        inputs["window"] = tuple(t.to(device) for t in window.tensors)
+    return inputs
+
+
+def act(agent: Agent, obs: torch.Tensor, window: ContextWindow, context: torch.Tensor, deterministic: bool):
+    device = agent.log_alpha.device
+    return agent.act(obs.to(device), deterministic=deterministic, **policy_inputs(agent, window, context))
+
+
+def warm_up(agent: Agent, envs: SeedEnvs, window: ContextWindow) -> None:
+    """Reset, then K deterministic steps pushed into the window only (the caller resets again)."""
+    obs, context = envs.reset()
+    for _ in range(window.length):
+        action = act(agent, obs, window, context, deterministic=True).to(obs.device)
+        result = envs.step(action)
+        window.push(obs, action, result.next_obs)
+        obs = result.next_obs
+
+
+@torch.no_grad()
+def run_episodes(agent: Agent, envs: SeedEnvs, window_length: int, episodes: int, warm: bool = True) -> dict:
+    """The authors' evaluation: `episodes` scored episodes per sub-env, deterministic actions.
+
+    Returns `returns [S, n, episodes]` and `contexts [S, n, c]` (of the first episode; the paper's
+    tasks keep a sub-env's context fixed).
+    """
+    returns, contexts = [], None
+    for _ in range(episodes):
+        obs, context = envs.reset()
+        window = ContextWindow(window_length, obs, envs.action_dim)
+        if warm:
+            warm_up(agent, envs, window)
+        obs, context = envs.reset()
+        contexts = context if contexts is None else contexts
+        total = torch.zeros(obs.shape[:2])
+        for _ in range(envs.horizon or 10**9):
+            action = act(agent, obs, window, context, deterministic=True).to(obs.device)
+            result = envs.step(action)
+            total += result.reward.cpu()
+            window.push(obs, action, result.next_obs)
+            obs, context = result.next_obs, result.context
+            if result.done.any():
+                break
+        returns.append(total)
+    return {"returns": torch.stack(returns, dim=-1), "contexts": contexts.cpu()}

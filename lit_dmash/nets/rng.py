@@ -1,0 +1,93 @@
+"""Random numbers per seed, as a pure function of (seed, counter, index): `SeedRandom`.
+
+Several seeds train in one process as a batch (parameters stacked on a leading seed dim). For
+seed s of a batched run to equal a single run of seed s, every random draw of seed s must be
+the same whatever the other seeds are. `torch.rand` on one generator cannot do that (a draw of
+`[S, n]` is not `S` draws of `[n]`), and one `torch.Generator` per seed means `S` calls per draw
+and generator state that CUDA graphs cannot capture. So draws are hashed: element `j` of draw
+number `c` of seed `s` is `mix(mix(key_s, c), j)`, computed for all seeds in one set of integer
+ops, with the counter a device tensor (`counter.add_(1)` is capturable). The state is two integer
+tensors, so it checkpoints as plain tensors.
+
+The mixer is `lowbias32` (Wellons' hash prospector: two multiply-xorshift rounds on 32-bit words)
+in int64 arithmetic that never overflows (32-bit words, 16-bit split multiplies). Uniforms carry
+24 bits, the float32 mantissa.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+_MASK32 = 0xFFFFFFFF
+
+
+def _mul32(x: torch.Tensor, constant: int) -> torch.Tensor:
+    """`x * constant mod 2**32` for `x` in [0, 2**32), without int64 overflow."""
+    low, high = constant & 0xFFFF, constant >> 16
+    return (x * low + (((x * high) & 0xFFFF) << 16)) & _MASK32
+
+
+def mix32(x: torch.Tensor) -> torch.Tensor:
+    """A bijective 32-bit hash (`lowbias32`) of int64 tensors holding values in [0, 2**32)."""
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+class SeedRandom(nn.Module):
+    """Independent random streams for `S` seeds; every draw is `[S, *shape]`.
+
+    Buffers `keys` (one per seed) and `counter` (draws so far) are saved in checkpoints, so a
+    resumed run continues its streams exactly.
+    """
+
+    def __init__(self, seeds: Sequence[int], stream: int = 0) -> None:
+        super().__init__()
+        keys = torch.tensor([int(s) & _MASK32 for s in seeds], dtype=torch.int64)
+        keys = mix32(keys ^ mix32(torch.full_like(keys, stream & _MASK32)))
+        self.register_buffer("keys", keys)
+        self.register_buffer("counter", torch.zeros((), dtype=torch.int64))
+
+    @property
+    def num_seeds(self) -> int:
+        return self.keys.numel()
+
+    def bits(self, shape: Sequence[int]) -> torch.Tensor:
+        """Uniform 32-bit integers `[S, *shape]` (int64), then advance the counter."""
+        shape = tuple(shape)
+        count = math.prod(shape)
+        base = mix32(self.keys ^ mix32(self.counter & _MASK32))  # [S]
+        index = torch.arange(count, device=self.keys.device, dtype=torch.int64)
+        out = mix32(mix32(index).unsqueeze(0) ^ base.unsqueeze(1))
+        self.counter.add_(1)
+        return out.reshape(self.num_seeds, *shape)
+
+    def uniform(self, shape: Sequence[int]) -> torch.Tensor:
+        """Uniform floats in the open interval (0, 1): `[S, *shape]`."""
+        return ((self.bits(shape) >> 8).to(torch.float32) + 0.5) * (1.0 / (1 << 24))
+
+    def normal(self, shape: Sequence[int]) -> torch.Tensor:
+        """Standard normal floats (Box-Muller): `[S, *shape]`."""
+        u = self.uniform((2, *shape))
+        radius = torch.sqrt(-2.0 * torch.log(u[:, 0]))
+        return radius * torch.cos((2.0 * math.pi) * u[:, 1])
+
+    def integers(self, high: torch.Tensor | int, shape: Sequence[int]) -> torch.Tensor:
+        """Integers uniform in [0, high) (`high` broadcast against `[S, *shape]`), int64."""
+        value = (self.uniform(shape) * high).long()
+        return torch.minimum(value, torch.as_tensor(high, device=value.device) - 1)
+
+    def subsets(self, shape: Sequence[int], size: int, k: int) -> torch.Tensor:
+        """For each of `[S, *shape]`, `k` distinct indices of `range(size)` in random order."""
+        noise = self.uniform((*shape, size))
+        return noise.argsort(dim=-1)[..., :k]
+
+    def permutation(self, size: int) -> torch.Tensor:
+        """One random permutation of `range(size)` per seed: `[S, size]`."""
+        return self.uniform((size,)).argsort(dim=-1)

@@ -1,0 +1,195 @@
+"""The agent's update against its definition: gradient routing per arm, the shared adapter's reach,
+the TD target and log-probability formulas, and seeds that do not see each other."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+
+from lit_dmash.agent.agent import Agent
+from lit_dmash.agent.spec import resolve
+from lit_dmash.agent.update import Batch, actor_loss, critic_loss, dynamics_loss, make_optimizers, update
+from lit_dmash.config import ContextConfig, SACConfig
+from lit_dmash.methods import METHODS, get_method
+
+OBS, ACT, CTX, K = 4, 2, 2, 6
+
+
+def make_agent(method: str, seeds=(0,), **sac) -> Agent:
+    spec = resolve(
+        get_method(method), OBS, ACT, CTX, K, SACConfig(hidden_dims=[16, 16], **sac), ContextConfig(hypernet_hidden=[8])
+    )
+    return Agent(spec, list(seeds))
+
+
+def make_batch(seeds: int = 1, batch: int = 12, seed: int = 0) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.randn(seeds, batch, K + 1, OBS, generator=g)
+    return Batch(
+        obs=obs,
+        action=torch.rand(seeds, batch, K + 1, ACT, generator=g) * 2 - 1,
+        next_obs=obs + 0.1 * torch.randn(seeds, batch, K + 1, OBS, generator=g),
+        reward=torch.randn(seeds, batch, generator=g),
+        terminated=torch.zeros(seeds, batch, dtype=torch.bool),
+        done=torch.rand(seeds, batch, generator=g) < 0.3,
+        context=torch.randn(seeds, batch, CTX, generator=g),
+    )
+
+
+def moved(module: torch.nn.Module | None) -> bool:
+    """Some parameter of `module` received a non-zero gradient."""
+    if module is None:
+        return False
+    return any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+
+
+def shared_hypernet(agent: Agent) -> torch.nn.Module | None:
+    return agent.dynamics.trunk.hypernet if agent.dynamics is not None else None
+
+
+def backward_of(agent: Agent, which: str) -> None:
+    agent.zero_grad(set_to_none=True)
+    batch = make_batch()
+    loss = {"dynamics": dynamics_loss, "critic": critic_loss, "actor": actor_loss}[which](agent, batch)[0]
+    loss.backward()
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_gradient_routing(method):
+    agent = make_agent(method)
+    spec = agent.spec.method
+    if agent.dynamics is not None:
+        backward_of(agent, "dynamics")
+        assert moved(agent.encoder) and moved(agent.dynamics)
+        assert not moved(agent.actor) and not moved(agent.critic)
+        if spec.dynamics == "adapter":
+            assert moved(shared_hypernet(agent))
+    for loss, owner in (("critic", agent.critic), ("actor", agent.actor)):
+        backward_of(agent, loss)
+        assert moved(owner)
+        other = agent.actor if loss == "critic" else agent.critic
+        assert not moved(other)  # the actor is not trained by the critic loss, nor the critics by the actor's
+        reaches = loss in spec.rl_grad
+        assert moved(agent.encoder) == reaches
+        assert moved(shared_hypernet(agent)) == (reaches and spec.shares_adapter)
+        if spec.policy == "own_adapter":
+            assert moved(owner.trunk.hypernet)  # DA / DMA*-H: each network's own hypernetwork, by its own loss
+        assert not moved(agent.target_critic)
+
+
+def test_shared_adapter_reaches_actor_critics_and_targets():
+    agent = make_agent("dmash")
+    generated, received = [], {}
+    agent.dynamics.trunk.hypernet.register_forward_hook(lambda m, i, out: generated.append(out))
+    for name in ("actor", "critic", "target_critic"):
+        getattr(agent, name).trunk.register_forward_pre_hook(
+            lambda m, args, name=name: received.setdefault(name, []).append(args[1])
+        )
+    critic_loss(agent, make_batch())
+    assert len(generated) == 1
+    for name in ("actor", "critic", "target_critic"):  # actor: the next action of the TD target
+        assert all(torch.equal(a, generated[0]) for a in received[name])
+        assert not any(a.requires_grad for a in received[name])
+
+
+def test_td_target_and_critic_loss_follow_the_formula():
+    agent = make_agent("dr", gamma=0.9)
+    batch = make_batch()
+    draws = []
+    original = agent.sample
+    agent.sample = lambda *a, **k: draws.append(original(*a, **k)) or draws[-1]
+    loss = critic_loss(agent, batch)[0]
+    next_action, next_log_prob = draws[0]
+    obs, action, next_obs = batch.transition()
+    with torch.no_grad():
+        next_q = agent.target_critic(next_obs, next_action).min(dim=1).values
+        target = batch.reward + 0.9 * (1 - batch.done.float()) * (next_q - agent.alpha[:, None] * next_log_prob)
+    q = agent.critic(obs, action)
+    expected = ((q[:, 0] - target) ** 2).mean() + ((q[:, 1] - target) ** 2).mean()
+    torch.testing.assert_close(loss, expected)
+
+
+def test_bootstrap_timeouts_switch_uses_terminated_only():
+    batch = make_batch()
+    batch.done[:] = True  # every sampled transition ends its episode by time-out
+    losses = {}
+    for flag in (False, True):
+        agent = make_agent("dr", bootstrap_timeouts=flag)
+        agent.critic.head.bias.data.fill_(5.0)
+        agent.target_critic.head.bias.data.fill_(5.0)
+        losses[flag] = critic_loss(agent, batch)[0].item()
+    assert losses[False] != pytest.approx(losses[True])
+
+
+def test_log_prob_is_the_authors_formula():
+    agent = make_agent("dr")
+    mean, log_std = torch.randn(1, 50, ACT), torch.rand(1, 50, ACT) * -2
+    state = copy.deepcopy(agent.rng.state_dict())
+    action, log_prob = agent.sample(mean, log_std)
+    agent.rng.load_state_dict(state)
+    x = mean + log_std.exp() * agent.rng.normal(mean.shape[1:])
+    expected = torch.distributions.Normal(mean, log_std.exp()).log_prob(x) - torch.log(1 - torch.tanh(x) ** 2 + 1e-6)
+    torch.testing.assert_close(action, torch.tanh(x))
+    torch.testing.assert_close(log_prob, expected.sum(-1))
+    deterministic, _ = agent.sample(mean, log_std, deterministic=True)
+    torch.testing.assert_close(deterministic, torch.tanh(mean))
+
+
+def test_actor_log_std_is_rescaled_tanh_between_minus_5_and_2():
+    agent = make_agent("dr")
+    with torch.no_grad():
+        agent.actor.log_std.bias.fill_(100.0)
+    assert agent.actor(torch.randn(1, 3, OBS))[1].max().item() == pytest.approx(2.0)
+    with torch.no_grad():
+        agent.actor.log_std.bias.fill_(-100.0)
+    assert agent.actor(torch.randn(1, 3, OBS))[1].min().item() == pytest.approx(-5.0)
+
+
+def test_actor_and_alpha_update_twice_every_second_step():
+    agent = make_agent("dr", actor_every=2)
+    optimizers = make_optimizers(agent)
+    counts = {"actor": 0, "alpha": 0}
+    for name in counts:
+        opt = getattr(optimizers, name)
+        opt.register_step_post_hook(lambda *a, name=name: counts.__setitem__(name, counts[name] + 1))
+    for t in range(4):
+        update(agent, make_batch(seed=t), optimizers, t)
+    assert counts == {"actor": 4, "alpha": 4}  # t = 0 and t = 2, twice each
+
+
+def test_alpha_starts_at_one_and_targets_start_equal():
+    agent = make_agent("dmash")
+    assert agent.alpha.item() == pytest.approx(1.0)
+    for p, q in zip(agent.critic.parameters(), agent.target_critic.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert agent.target_entropy == -ACT
+
+
+@pytest.mark.parametrize("method", ["dr", "dma_pearl", "dmash", "da"])
+def test_seed_in_a_stack_equals_the_seed_alone(method):
+    alone, stack = make_agent(method, seeds=[7]), make_agent(method, seeds=[3, 7])
+    for (name, p), q in zip(alone.state_dict().items(), stack.state_dict().values(), strict=True):
+        if p.dim() > 0 and q.shape[0] == 2 and "counter" not in name:
+            torch.testing.assert_close(p[0], q[1], rtol=0, atol=0, msg=name)
+    opt_a, opt_s = make_optimizers(alone), make_optimizers(stack)
+    for t in range(3):
+        single, double = make_batch(1, seed=t), make_batch(2, seed=10 + t)
+        for field in ("obs", "action", "next_obs", "reward", "terminated", "done", "context"):
+            getattr(double, field)[1] = getattr(single, field)[0]
+        update(alone, single, opt_a, t)
+        update(stack, double, opt_s, t)
+    for p, q in zip(alone.parameters(), stack.parameters(), strict=True):
+        torch.testing.assert_close(p[0], q[1], rtol=1e-5, atol=1e-6)
+
+
+def test_update_changes_every_trained_part_of_dmash():
+    agent = make_agent("dmash")
+    before = copy.deepcopy(agent.state_dict())
+    update(agent, make_batch(), make_optimizers(agent), 0)
+    after = agent.state_dict()
+    changed = {k.split(".")[0] for k in before if before[k].dtype.is_floating_point and not torch.equal(before[k], after[k])}
+    assert {"encoder", "dynamics", "actor", "critic", "target_critic", "log_alpha"} <= changed
+    assert math.isfinite(agent.alpha.item())
