@@ -222,13 +222,12 @@ class ContextualSAC(L.LightningModule):
         optimizers = self._optimizers()
         for _ in range(self.protocol.steps_per_batch):
             t0 = time.perf_counter()
-            if not self._collect():
-                continue
+            collected = self._collect()
             self.env_frames = self.collector.frames
             t1 = time.perf_counter()
             self.timing["collect_s"] += t1 - t0
             t = self.learning_step
-            if t >= 0:
+            if collected and t >= 0:
                 self._update(optimizers, t)
                 self.timing["update_s"] += time.perf_counter() - t1
             if t >= self.protocol.total_steps:

@@ -112,7 +112,12 @@ class Collector:
         self.replay.start_episode(self.window.tensors, self.context)
 
     def recover(self) -> None:
-        """After a non-finite step: drop the episodes in flight (keeping what the replay has) and reset."""
+        """After a non-finite step: drop the episodes in flight (keeping what the replay has) and reset.
+
+        The dropped step still counts against the budget (it was collected), so a stream that stays
+        non-finite cannot stall the run.
+        """
+        self.vector_steps += 1
         if self.replay.position > self.replay.window:
             self.replay.end_episode()
         self.returns = torch.zeros_like(self.returns)
