@@ -5,8 +5,6 @@ Helpers for callbacks; each does nothing when the run has no `TensorBoardLogger`
 
 from __future__ import annotations
 
-from typing import Any
-
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only

@@ -19,7 +19,9 @@ sys.path.insert(0, str(CONF.parent))
 from lit_dmash.envs.task_contexts import task_names, task_spec  # noqa: E402
 from lit_dmash.methods import METHODS, PAPER_ARMS  # noqa: E402
 
-TASK_OPTIONS = {"ode_k": {"k": 3}}  # the authors register ODE-1..20 but run none; ODE-3 is the first with random contexts
+TASK_OPTIONS = {
+    "ode_k": {"k": 3}
+}  # the authors register ODE-1..20 but run none; ODE-3 is the first with random contexts
 
 
 def smoke_args(task: str, horizon: int, window: int) -> str:

@@ -123,7 +123,9 @@ def convert_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trust", action="store_true", help="required: you trust OLD to run code when loaded")
     args = parser.parse_args(argv)
     if not args.trust:
-        print("lit-dmash: error: convert-checkpoint loads OLD with full pickle: pass --trust to confirm", file=sys.stderr)
+        print(
+            "lit-dmash: error: convert-checkpoint loads OLD with full pickle: pass --trust to confirm", file=sys.stderr
+        )
         return 2
     try:
         checkpoint = torch.load(args.old, map_location="cpu", weights_only=False)  # the user vouched for it

@@ -23,9 +23,9 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from callbacks.run_checkpoint import RunCheckpoint
+from lit_dmash.agent.update import NonFiniteError
 from lit_dmash.checkpointing import AtomicCheckpointIO, CheckpointError, latest_last_checkpoint
 from lit_dmash.errors import ConfigError
-from lit_dmash.agent.update import NonFiniteError
 from lit_dmash.module import ContextualSAC
 
 TRAINER_DEFAULTS = {

@@ -190,6 +190,8 @@ def test_update_changes_every_trained_part_of_dmash():
     before = copy.deepcopy(agent.state_dict())
     update(agent, make_batch(), make_optimizers(agent), 0)
     after = agent.state_dict()
-    changed = {k.split(".")[0] for k in before if before[k].dtype.is_floating_point and not torch.equal(before[k], after[k])}
+    changed = {
+        k.split(".")[0] for k in before if before[k].dtype.is_floating_point and not torch.equal(before[k], after[k])
+    }
     assert {"encoder", "dynamics", "actor", "critic", "target_critic", "log_alpha"} <= changed
     assert math.isfinite(agent.alpha.item())

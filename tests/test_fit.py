@@ -94,25 +94,47 @@ def _cli_error(tmp_path, capsys, *args: str) -> str:
 BAD_INPUT = [
     (["--model.env.name=pong"], "lit-dmash: error: invalid env.name='pong': expected one of ["),
     (["--model.env.num_envs=0"], "lit-dmash: error: invalid env.num_envs=0: expected an integer >= 1"),
-    (["--model.env.contexts_per_split=0"], "lit-dmash: error: invalid env.contexts_per_split=0: expected an integer >= 1"),
+    (
+        ["--model.env.contexts_per_split=0"],
+        "lit-dmash: error: invalid env.contexts_per_split=0: expected an integer >= 1",
+    ),
     (["--model.env.horizon=0"], "lit-dmash: error: invalid env.horizon=0: expected an integer >= 1"),
     (["--model.env.horizon=10"], "lit-dmash: error: invalid context.window=24: expected <= the episode length 10"),
     (["--model.method=dmash_typo"], "lit-dmash: error: invalid method='dmash_typo': expected one of ["),
-    (["--model.protocol.total_steps=-1"], "lit-dmash: error: invalid protocol.total_steps=-1: expected an integer >= 0"),
-    (["--model.protocol.random_steps=0"], "lit-dmash: error: invalid protocol.random_steps=0: expected an integer >= 1"),
+    (
+        ["--model.protocol.total_steps=-1"],
+        "lit-dmash: error: invalid protocol.total_steps=-1: expected an integer >= 0",
+    ),
+    (
+        ["--model.protocol.random_steps=0"],
+        "lit-dmash: error: invalid protocol.random_steps=0: expected an integer >= 1",
+    ),
     (["--model.sac.batch_size=4"], "lit-dmash: error: invalid sac.batch_size=4: expected >= env.num_envs=20"),
-    (["--model.sac.hidden_dims=[]"], "lit-dmash: error: invalid sac.hidden_dims=[]: expected a non-empty list of integers >= 1"),
+    (
+        ["--model.sac.hidden_dims=[]"],
+        "lit-dmash: error: invalid sac.hidden_dims=[]: expected a non-empty list of integers >= 1",
+    ),
     (["--model.sac.gamma=1.0"], "lit-dmash: error: invalid sac.gamma=1.0: expected a number in [0.0, 1.0)"),
     (["--model.sac.lr_actor=0"], "lit-dmash: error: invalid sac.lr_actor=0.0: expected a number > 0"),
     (["--model.context.p_mask=1.0"], "lit-dmash: error: invalid context.p_mask=1.0: expected a number in [0.0, 1.0)"),
-    (["--model.context.adapter=diagonal"], "lit-dmash: error: invalid context.adapter='diagonal': expected one of "
-     "['bottleneck', 'scale_shift', 'lowrank', 'full']"),
-    (["--model.context.encoder=gru"], "lit-dmash: error: invalid context.encoder='gru': expected one of "
-     "['lstm', 'plstm', 'meanpool']"),
+    (
+        ["--model.context.adapter=diagonal"],
+        "lit-dmash: error: invalid context.adapter='diagonal': expected one of "
+        "['bottleneck', 'scale_shift', 'lowrank', 'full']",
+    ),
+    (
+        ["--model.context.encoder=gru"],
+        "lit-dmash: error: invalid context.encoder='gru': expected one of ['lstm', 'plstm', 'meanpool']",
+    ),
     (["--model.seeds=[1,1]"], "lit-dmash: error: invalid seeds=[1, 1]: expected distinct seeds"),
-    (["--model.on_nonfinite=ignore"], "lit-dmash: error: invalid on_nonfinite='ignore': expected one of ['stop', 'skip']"),
-    (["--model.protocol.buffer_size=10000000000", "--model.protocol.total_steps=10000000000"],
-     "lit-dmash: error: invalid protocol.buffer_size="),
+    (
+        ["--model.on_nonfinite=ignore"],
+        "lit-dmash: error: invalid on_nonfinite='ignore': expected one of ['stop', 'skip']",
+    ),
+    (
+        ["--model.protocol.buffer_size=10000000000", "--model.protocol.total_steps=10000000000"],
+        "lit-dmash: error: invalid protocol.buffer_size=",
+    ),
     (["--ckpt_path=last"], "lit-dmash: error: --ckpt_path last: no checkpoints/last.ckpt under"),
 ]
 

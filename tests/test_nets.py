@@ -32,7 +32,7 @@ def test_seed_streams_do_not_depend_on_the_other_seeds():
 def test_uniform_and_normal_have_the_right_moments():
     rng = SeedRandom([0, 1])
     u = rng.uniform((200_000,))
-    assert 0 < u.min() and u.max() < 1
+    assert u.min() > 0 and u.max() < 1
     assert abs(u.mean().item() - 0.5) < 0.005 and abs(u.var().item() - 1 / 12) < 0.002
     z = rng.normal((200_000,))
     assert abs(z.mean().item()) < 0.01 and abs(z.std().item() - 1) < 0.01
@@ -176,11 +176,15 @@ def test_bottleneck_adapter_equals_an_explicit_per_sample_mlp():
     params = hyper(z)
     assert params.shape[-1] == 2 * 16 * 2 + 2 + 16 == spec.num_params
     out = spec.apply(h, params)
+    factorised = spec.apply_factorised(h, hyper.hidden(z), hyper.out.weight, hyper.out.bias)
     for s in range(2):
-        for b in range(5):
-            w1, b1, w2, b2 = params[s, b].split([32, 2, 32, 16])
-            hidden = torch.relu(w1.view(2, 16) @ h[s, b] + b1)
-            torch.testing.assert_close(out[s, b], h[s, b] + w2.view(16, 2) @ hidden + b2)
+        for b in range(5):  # the authors' target network: W1 (2 x 16), b1, W2 (16 x 2), b2, ReLU between
+            w1t, b1, w2, b2 = params[s, b].split([32, 2, 32, 16])
+            w1 = w1t.view(16, 2).T  # stored transposed (see AdapterSpec.apply)
+            hidden = torch.relu(w1 @ h[s, b] + b1)
+            expected = h[s, b] + w2.view(16, 2) @ hidden + b2
+            torch.testing.assert_close(out[s, b], expected)
+            torch.testing.assert_close(factorised[s, b], expected, rtol=1e-5, atol=1e-5)
 
 
 def test_shared_adapter_broadcasts_over_the_twin_dim():

@@ -49,24 +49,46 @@ def test_quickstart_notebook_trains_and_evaluates(monkeypatch):
 
 
 def _tiny_grid(root, returns: dict[str, list[float]]) -> None:
-    """A grid folder as `python -m lit_dmash grid` writes it: eval.json per method and seed."""
+    """A grid folder in the eval.json format: per method and seed two evaluations on three splits.
+
+    The first evaluation scores half the final AER, so a notebook that read any but the last would
+    print other numbers.
+    """
     for method, per_seed in returns.items():
         for seed, value in enumerate(per_seed):
-            run = root / "di_friction" / method / f"seed{seed}" / "lightning_logs" / "version_0"
+            run = root / "di_friction" / method / f"seed{seed}"
             run.mkdir(parents=True)
             evaluations = [
-                {"env_frames": frames, "splits": {s: {"mean": value * scale} for s in ("train", "eval_out")}}
-                for frames, scale in ((1000, 2.0), (2000, 1.0))
+                {
+                    "updates": updates,
+                    "env_frames": 100_000 + 20 * updates,
+                    "splits": {
+                        split: {"aer": value * scale, "per_context": [value * scale] * 2, "returns": [], "contexts": []}
+                        for split in ("train", "eval_in", "eval_out")
+                    },
+                }
+                for updates, scale in ((0, 0.5), (50, 1.0))
             ]
-            (run / "eval.json").write_text(json.dumps({"evaluations": evaluations}))
+            record = {"task": "di_friction", "method": method, "seed": seed, "group": "overlapping"}
+            (run / "eval.json").write_text(json.dumps({**record, "commit": "abc1234", "evaluations": evaluations}))
 
 
 def test_results_notebook_builds_the_table_and_plots(tmp_path, monkeypatch):
-    _tiny_grid(tmp_path, {"dr": [-50.0, -40.0, -60.0], "dmash": [-12.0, -10.0, -14.0]})
-    notebook = _execute("results.ipynb", monkeypatch, LIT_DMASH_GRID_DIR=str(tmp_path))
+    # 3 seeds: the IQM keeps all three, so it is the mean; bounds [0, 100] make it / 100 the normalised score.
+    _tiny_grid(tmp_path, {"dr": [40.0, 50.0, 60.0], "dmash": [70.0, 80.0, 90.0]})
+    notebook = _execute("results.ipynb", monkeypatch, LIT_DMASH_GRID_DIR=str(tmp_path), LIT_DMASH_REPS="100")
+    text = _outputs_text(notebook)
+    assert "dr on eval_out: normalised IQM 0.500 [" in text
+    assert "dmash on eval_out: normalised IQM 0.800 [" in text and "; gain vs dr +60.0%" in text
+    assert "P(dmash > dr) on eval_out: 1.00 [1.00, 1.00]" in text
     table = (tmp_path / "results.md").read_text()
-    assert "| dmash | eval_out | -12.0 |" in table and "+76.0%" in table  # (-12 - -50) / 50
-    assert (tmp_path / "curves_di_friction.png").is_file() and (tmp_path / "intervals_di_friction.png").is_file()
+    assert "| dmash | 3 | 80.0 ± 8.2 | 80.0 ± 8.2 | 80.0 ± 8.2 |" in table  # mean ± std (ddof 0) per split
+    assert "| dmash | 80.0 [" in table and "| dmash | +60.0% | +60.0% |" in table  # IQM; gain vs dr: all, group
+    summary = json.loads((tmp_path / "results.json").read_text())
+    assert summary["tasks"]["di_friction"]["methods"]["dr"]["eval_out"]["aer"] == [40.0, 50.0, 60.0]
+    for name in ("curves_di_friction.png", "intervals_di_friction.png", "intervals_normalised_all.png"):
+        assert (tmp_path / name).is_file(), name
+    assert (tmp_path / "improvement.png").is_file()
     assert "image/png" in json.dumps([o for c in notebook.cells if c.cell_type == "code" for o in c.outputs])
 
 

@@ -86,7 +86,9 @@ def test_a_seed_batched_run_resumes_exactly(tmp_path):
     _, straight = fit(tiny_module("dmash", seeds=[0, 1], total_steps=8), tmp_path / "straight")
     fit(tiny_module("dmash", seeds=[0, 1], total_steps=3), tmp_path / "first")
     _, resumed = fit(
-        tiny_module("dmash", seeds=[0, 1], total_steps=8), tmp_path / "r", ckpt_path=tmp_path / "first/checkpoints/last.ckpt"
+        tiny_module("dmash", seeds=[0, 1], total_steps=8),
+        tmp_path / "r",
+        ckpt_path=tmp_path / "first/checkpoints/last.ckpt",
     )
     assert all(resumed.metrics[u] == straight.metrics[u] for u in resumed.metrics)
 

@@ -70,15 +70,26 @@ class Trunk(nn.Module):
         `adapter`: the adapter weights `[S, B, P]` given from outside, or, when this trunk owns a
         hypernetwork, that hypernetwork's input (`z` or the true context).
         """
+        factorised = self._factorised(x)
         if self.hypernet is not None:
-            adapter = self.hypernet(adapter)
+            adapter = self.hypernet.hidden(adapter) if factorised else self.hypernet(adapter)
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i == last and self.cond.adapter is not None:
-                x = self.cond.adapter.apply(x, adapter)
+                if factorised:
+                    out = self.hypernet.out
+                    x = self.cond.adapter.apply_factorised(x, adapter, out.weight, out.bias)
+                else:
+                    x = self.cond.adapter.apply(x, adapter)
             x = torch.relu(x)
         return x
+
+    def _factorised(self, x: torch.Tensor) -> bool:
+        """Own bottleneck hypernetwork, gradient on, one network per seed: the cheaper bilinear form."""
+        cond = self.cond
+        own = self.hypernet is not None and cond.adapter.kind == "bottleneck"
+        return own and torch.is_grad_enabled() and len(self.hypernet.prefix) == 1
 
 
 def _join(*parts: torch.Tensor | None) -> torch.Tensor:
@@ -89,9 +100,7 @@ def _join(*parts: torch.Tensor | None) -> torch.Tensor:
 class Actor(nn.Module):
     """Tanh-Gaussian policy: `(obs, context) -> (mean, log_std)` of the pre-tanh Gaussian."""
 
-    def __init__(
-        self, seeds: int, obs_dim: int, action_dim: int, hidden: Sequence[int], cond: Conditioning
-    ) -> None:
+    def __init__(self, seeds: int, obs_dim: int, action_dim: int, hidden: Sequence[int], cond: Conditioning) -> None:
         super().__init__()
         self.trunk = Trunk((seeds,), obs_dim, hidden, cond)
         self.mean = EnsembleLinear((seeds,), self.trunk.width, action_dim)
@@ -109,9 +118,7 @@ class Actor(nn.Module):
 class TwinCritic(nn.Module):
     """Two Q-functions per seed, stacked: `(obs, action, context) -> Q [S, 2, B]`."""
 
-    def __init__(
-        self, seeds: int, obs_dim: int, action_dim: int, hidden: Sequence[int], cond: Conditioning
-    ) -> None:
+    def __init__(self, seeds: int, obs_dim: int, action_dim: int, hidden: Sequence[int], cond: Conditioning) -> None:
         super().__init__()
         self.trunk = Trunk((seeds, 2), obs_dim + action_dim, hidden, cond)
         self.head = EnsembleLinear((seeds, 2), self.trunk.width, 1)
