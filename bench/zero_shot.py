@@ -1,76 +1,111 @@
-"""Zero-shot benchmark on DI-Friction: train each method on `train`, evaluate on every split.
+"""Zero-shot benchmark: train each arm on a task's `train` contexts, evaluate on every split.
 
-    python bench/zero_shot.py --methods dr dma dma_star dmash oracle --seeds 5 --out results.json
-    python bench/zero_shot.py --quick            # 2 seeds, 10k frames: under 5 minutes on 2 cores
+    python bench/zero_shot.py --env di ode --seeds 5 --updates 1000 --out results/zero_shot
+    python bench/zero_shot.py --quick            # di, 3 arms x 2 seeds, 200 updates: a few minutes on 2 cores
 
 A fixed-format front end to the experiment grid (`lit_dmash.grid`, the same as
-`python -m lit_dmash grid`): each (method, seed) is one `python -m lit_dmash fit -c
-conf/di_friction/<method>.yaml` run, `--workers` at a time with one torch thread each; finished
-runs are skipped (delete `--runs` to start over). A method may carry an adapter kind:
-`dmash:lowrank`, `dmash:full`. Writes JSON `{method: {split: {mean, iqm, ci, returns}}}` and a
-markdown table (mean AER, IQM with 95% stratified-bootstrap CI via rliable, relative gains);
-seeds, frames, date and wall time go to `<out>.meta.json`; plots land in `--runs`.
+`python -m lit_dmash grid`): each (task, arm) is one `python -m lit_dmash fit -c
+conf/<task>/<arm>.yaml` process training all seeds as a batch, `--workers` at a time with one
+torch thread each, at the authors' settings except the budget (`--updates` after `--random-steps`
+random vector steps). Finished jobs are skipped (delete `--runs` to start over). Writes, per task,
+`<out>/<task>.json` as `{method: {split: {mean, iqm, ci, returns}}}` and `<out>/<task>.md`; the
+whole grid's paper-style summary (normalised IQM per task / group / all, probability of
+improvement, gains vs dr and concat) to `<out>/results.md` and `.json`; date, commit, budget and
+wall time to `<out>/meta.json`. Plots land in `--runs`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lit_dmash.aggregate import aggregate_grid
-from lit_dmash.grid import GridSpec, run_grid
-from lit_dmash.results import markdown_table
+from lit_dmash.aggregate import aggregate_grid, task_markdown
+from lit_dmash.grid import GridSpec
+from lit_dmash.io import atomic_write_json, repo_commit
+from lit_dmash.launchers import launch
+from lit_dmash.methods import PAPER_ARMS
+
+
+def fixed_format(summary: dict, task: str, methods: list[str]) -> dict:
+    """`{method: {split: {mean, iqm, ci, returns}}}` of one task, the format this script has always written."""
+    table = summary["tasks"][task]["methods"]
+    return {
+        method: {
+            split: {"mean": s["mean"], "iqm": s["iqm"], "ci": s["ci"], "returns": s["aer"]}
+            for split, s in table[method].items()
+        }
+        for method in methods
+        if method in table
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", nargs="+", default=["dr", "dma", "dma_star", "dmash", "oracle"])
+    parser.add_argument("--env", nargs="+", default=["di"], help="paper tasks (conf/<task>/ must exist)")
+    parser.add_argument("--methods", nargs="+", default=list(PAPER_ARMS))
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--frames", type=int, default=30_000, help="env frames per run")
+    parser.add_argument("--updates", type=int, default=1000, help="the authors' total_timesteps N (N + 1 updates)")
+    parser.add_argument("--random-steps", type=int, default=5000, help="random vector steps before learning")
+    parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes per context")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="2 seeds, 10k frames")
+    parser.add_argument("--quick", action="store_true", help="di, dr / dma_star / dmash, 2 seeds, 200 updates")
     parser.add_argument("--runs", type=Path, default=Path("bench/results/zero_shot_runs"))
-    parser.add_argument("--out", type=Path, default=Path("bench/results/zero_shot.json"))
+    parser.add_argument("--out", type=Path, default=Path("bench/results/zero_shot"))
     args = parser.parse_args()
     if args.quick:
-        args.seeds, args.frames = 2, 10_000
-        args.runs = args.runs.with_name(args.runs.name + "_quick")
+        args.env, args.methods, args.seeds, args.updates, args.random_steps = ["di"], ["dr", "dma_star", "dmash"], 2, 200, 1000
+        args.episodes, args.runs = 3, args.runs.with_name(args.runs.name + "_quick")
 
     spec = GridSpec(
-        envs=["di_friction"],
+        tasks=args.env,
         methods=args.methods,
         seeds=list(range(args.seeds)),
-        config="conf/{env}/{method}.yaml",
-        args=[f"--model.collector.total_frames={args.frames}"],
+        args=[
+            f"--model.protocol.total_steps={args.updates}",
+            f"--model.protocol.random_steps={args.random_steps}",
+            f"--trainer.callbacks.init_args.every_n_updates={max(args.updates, 1)}",  # at t = 0 and at the end
+            f"--trainer.callbacks.init_args.episodes={args.episodes}",
+        ],
         workers=args.workers,
         out_dir=str(args.runs),
+        baselines=["dr", "concat"],
     )
     spec.validate()
     start = time.perf_counter()
-    failed = [r for r in run_grid(spec) if r["returncode"] != 0]
-    if failed:
-        raise SystemExit(f"{len(failed)} run(s) failed; see their fit.log under {args.runs}")
-    labels = [m.replace(":", "_") for m in args.methods]
-    everything = aggregate_grid(args.runs)["di_friction"]
-    results = {label: everything[label] for label in labels}  # only the asked-for methods, in order
-    table = markdown_table(results)
+    status = launch(spec, aggregate=False)
+    if status:
+        raise SystemExit(f"some runs failed (exit {status}); see their fit.log under {args.runs}")
+    summary = aggregate_grid(args.runs, baselines=["dr", "concat"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in ("results.md", "results.json"):
+        shutil.copy(args.runs / name, args.out / name)
+    for task in args.env:
+        atomic_write_json(args.out / f"{task}.json", fixed_format(summary, task, args.methods))
+        (args.out / f"{task}.md").write_text(task_markdown(summary, task))
     meta = {
         "benchmark": "zero_shot",
-        "env": "di_friction",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "tasks": args.env,
+        "methods": args.methods,
         "seeds": args.seeds,
-        "frames": args.frames,
+        "updates": args.updates + 1,
+        "random_steps": args.random_steps,
+        "episodes_per_context": args.episodes,
+        "command": "python bench/zero_shot.py " + " ".join(
+            f"--env {' '.join(args.env)} --methods {' '.join(args.methods)} --seeds {args.seeds} "
+            f"--updates {args.updates} --random-steps {args.random_steps} --episodes {args.episodes} "
+            f"--workers {args.workers} --out {args.out}".split()
+        ),
+        "commit": repo_commit(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "wall_s": round(time.perf_counter() - start, 1),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))  # exactly {method: {split: {...}}}
-    args.out.with_suffix(".meta.json").write_text(json.dumps(meta, indent=2))
-    args.out.with_suffix(".md").write_text(table)
-    print(table)
-    print(f"wrote {args.out}, .meta.json and .md ({meta['wall_s']} s)")
+    atomic_write_json(args.out / "meta.json", meta)
+    print((args.out / "results.md").read_text())
+    print(f"wrote {args.out}/ ({meta['wall_s']} s)")
 
 
 if __name__ == "__main__":

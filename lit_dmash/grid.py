@@ -353,7 +353,7 @@ class GridSpec:
     args: list[str] = field(default_factory=list)
     workers: int = 1
     out_dir: str = "runs/grids/grid"
-    baselines: list[str] = field(default_factory=lambda: ["dr", "dma"])
+    baselines: list[str] = field(default_factory=lambda: ["dr", "concat"])
     launcher: str = "pool"
     slurm: SlurmSpec = field(default_factory=SlurmSpec)
 

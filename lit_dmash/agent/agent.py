@@ -64,8 +64,13 @@ class Agent(nn.Module):
         if method.policy == "shared_adapter":
             return Conditioning(adapter=spec.adapter)
         if method.policy == "own_adapter":
-            source = spec.context_dim if method.uses_true_context else spec.z_dim
-            return Conditioning(adapter=spec.adapter, hypernet_in=source, hypernet_hidden=hidden)
+            true = method.uses_true_context
+            return Conditioning(
+                adapter=spec.adapter,
+                hypernet_in=spec.context_dim if true else spec.z_dim,
+                hypernet_hidden=hidden,
+                repeated_inputs=true,
+            )
         return Conditioning()
 
     def _dynamics_conditioning(self) -> Conditioning:
