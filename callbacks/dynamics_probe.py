@@ -34,7 +34,8 @@ class DynamicsProbe(EveryNFrames):
         agent, collector = pl_module.agent, pl_module.collector
         if agent.encoder is None or collector is None or collector.replay.num_episodes == 0:
             return
-        batch = pl_module.sample_batch()
+        with pl_module.untouched_randomness():
+            batch = pl_module.sample_batch()
         obs, action, next_obs = batch.transition()
         z = agent.embed(batch.window(agent.spec.leak_free), training=False)
         loss = (agent.dynamics_prediction(obs, action, z) - (next_obs - obs)).pow(2).mean()

@@ -12,6 +12,7 @@ from callbacks import tensorboard
 from callbacks.periodic import EveryNUpdates
 from lit_dmash.errors import ConfigError
 from lit_dmash.io import atomic_write_json, repo_commit
+from lit_dmash.testing import split_entry
 
 
 class ZeroShotEvaluation(EveryNUpdates):
@@ -109,14 +110,3 @@ class ZeroShotEvaluation(EveryNUpdates):
                 "evaluations": self.history[seed],
             },
         )
-
-
-def split_entry(returns, contexts) -> dict:
-    """One seed's split: AER, per-context mean returns, every episode's return, the contexts."""
-    per_context = returns.mean(dim=-1)
-    return {
-        "aer": per_context.mean().item(),
-        "per_context": per_context.tolist(),
-        "returns": returns.tolist(),
-        "contexts": contexts.tolist(),
-    }

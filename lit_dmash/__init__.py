@@ -1,3 +1,5 @@
 """lit-dmash: DMA*-SH and the Actuator Inversion Benchmark on TorchRL and Lightning."""
 
-__version__ = "0.1.0"
+from lit_dmash.loading import load_agent
+
+__all__ = ["load_agent"]

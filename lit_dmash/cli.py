@@ -58,15 +58,17 @@ class LitDmashCLI(LightningCLI):
         return
 
     def before_instantiate_classes(self) -> None:
-        if self.subcommand != "fit" or self.config.fit.ckpt_path != "last":
+        if self.subcommand not in ("fit", "validate", "test"):
             return
-        config = self.config.fit
+        config = self.config[self.subcommand]
+        if config.ckpt_path != "last":
+            return
         root = Path(config.trainer.default_root_dir or "runs")
         found = latest_last_checkpoint(root)
         if found is None:
             raise CheckpointError(f"--ckpt_path last: no checkpoints/last.ckpt under {root}")
         config.ckpt_path = str(found)
-        if config.trainer.logger in (None, True):  # keep logging into the interrupted run's folder
+        if config.trainer.logger in (None, True):  # keep logging into the checkpoint's run folder
             run = found.parent.parent
             config.trainer.logger = Namespace(
                 class_path="lightning.pytorch.loggers.TensorBoardLogger",

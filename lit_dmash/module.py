@@ -10,12 +10,15 @@ folder.
 
 Interface for callbacks (read these, never private attributes): `agent`, `collector`,
 `seeds`, `env_frames`, `updates`, `split_names`, `evaluate(split, episodes)`,
-`make_envs(split, seed_offset)`, `sample_batch()`, `set_p_mask(p)`, `task_spec`, `method`,
-`last_metrics`, `seed_dir(seed)`.
+`make_envs(split, num_envs, seed_offset)`, `sample_batch()`, `untouched_randomness()` (wrap
+anything that samples or embeds, so the run stays what it would be without the callback),
+`set_p_mask(p)`, `task_spec`, `method`, `spec`, `protocol`, `env_cfg`, `last_metrics`,
+`seed_dir(seed)`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import itertools
@@ -75,6 +78,8 @@ class ContextualSAC(L.LightningModule):
         on_nonfinite: `stop` (raise; `RunCheckpoint` saves the last good state) or `skip` (abandon
             the update, count it in `train/nonfinite_skipped`).
         replay_device: Where the replay lives: None = the training device.
+        test_splits: Splits `python -m lit_dmash test` evaluates (default: every split of the task).
+        test_episodes: Episodes per context in `test` (the paper: 10; the authors' code: 5).
     """
 
     def __init__(
@@ -88,6 +93,8 @@ class ContextualSAC(L.LightningModule):
         seeds: int | list[int] | None = None,
         on_nonfinite: str = "stop",
         replay_device: str | None = None,
+        test_splits: list[str] | None = None,
+        test_episodes: int = 10,
     ) -> None:
         # Copies: a dataclass default instance is shared between calls.
         env, protocol, sac, context = (copy.deepcopy(c) for c in (env, protocol, sac, context))
@@ -100,10 +107,13 @@ class ContextualSAC(L.LightningModule):
             raise ConfigError("seed", seed, "expected an integer (set it with seed_everything)")
         check_choice("on_nonfinite", on_nonfinite, ("stop", "skip"))
         seed_list = resolve_seeds(seed, seeds)
+        if not isinstance(test_episodes, int) or isinstance(test_episodes, bool) or test_episodes < 1:
+            raise ConfigError("test_episodes", test_episodes, "expected an integer >= 1")
         super().__init__()
         self.automatic_optimization = False
         self.env_cfg, self.protocol, self.sac_cfg, self.context_cfg = env, protocol, sac, context
         self.seed, self.seeds, self.on_nonfinite, self.replay_device = seed, seed_list, on_nonfinite, replay_device
+        self.test_splits, self.test_episodes = test_splits, test_episodes
         self.save_hyperparameters(
             {
                 "method": method,
@@ -119,6 +129,8 @@ class ContextualSAC(L.LightningModule):
         probe = self._make_env("train", 1, seed)
         self.horizon = int(probe.horizon)
         self.split_names: list[str] = list(probe.split_names)
+        for split in test_splits or []:
+            check_choice("test_splits", split, self.split_names)
         self.task_spec = getattr(probe, "task", None)
         envs = SeedEnvs([probe])
         spec = resolve(
@@ -277,6 +289,23 @@ class ContextualSAC(L.LightningModule):
             compat.all_reduce_grads(self, opt)
             opt.step()
 
+    @contextlib.contextmanager
+    def untouched_randomness(self) -> Iterator[None]:
+        """For diagnostics: restore the agent's and the replay's random streams afterwards, so that a
+        callback that samples batches or embeds windows does not change the training run."""
+        saved = [(stream, copy.deepcopy(stream.state_dict())) for stream in self._streams()]
+        try:
+            yield
+        finally:
+            for stream, state in saved:
+                stream.load_state_dict(state)
+
+    def _streams(self) -> list[torch.nn.Module]:
+        streams = [self.agent.rng]
+        if self.collector is not None:
+            streams.append(self.collector.replay.rng)
+        return streams
+
     def set_p_mask(self, p: float) -> None:
         """The masking probability of training-mode encoder passes (the `MaskingSchedule` callback)."""
         self.spec = dataclasses.replace(self.spec, p_mask=float(p))
@@ -299,6 +328,19 @@ class ContextualSAC(L.LightningModule):
             return run_episodes(self.agent, envs, self.spec.window, episodes, warm)
         finally:
             envs.close()
+
+    # ------------------------------------------------------------------ test (`python -m lit_dmash test`)
+    def test_dataloader(self) -> list[int]:
+        return [0]  # one "batch": the whole evaluation runs in one test_step
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        """Evaluate the loaded agent on `test_splits`; write `seed<k>/test.json` and log `test/<split>/return`."""
+        from lit_dmash.testing import write_test_results
+
+        results = {split: self.evaluate(split, self.test_episodes) for split in self.test_splits or self.split_names}
+        metrics = write_test_results(self, results)
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=self.env_frames)
 
     def seed_dir(self, seed: int) -> Path:
         """The folder of one seed's outputs (`eval.json`, `done.json`): `<root>/seed<k>/`."""

@@ -195,3 +195,23 @@ def test_update_changes_every_trained_part_of_dmash():
     }
     assert {"encoder", "dynamics", "actor", "critic", "target_critic", "log_alpha"} <= changed
     assert math.isfinite(agent.alpha.item())
+
+
+def test_running_input_norm_option_tracks_collected_transitions(tmp_path):
+    import lightning as L
+    from conftest import tiny_module
+
+    from lit_dmash.config import ContextConfig
+
+    module = tiny_module("dmash", total_steps=2)
+    module = type(module)(
+        method="dmash",
+        env=module.env_cfg,
+        protocol=module.protocol,
+        sac=module.sac_cfg,
+        context=ContextConfig(window=3, select_fraction=0.5, hypernet_hidden=[8, 8], input_norm="running"),
+    )
+    L.Trainer(max_epochs=-1, default_root_dir=tmp_path, logger=False, enable_progress_bar=False).fit(module)
+    norm = module.agent.normalizer
+    assert norm is not None
+    assert norm.count.min().item() == module.env_frames  # every collected transition of the seed

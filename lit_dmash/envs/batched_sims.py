@@ -16,6 +16,7 @@ ends its episode (truncated; the last finite observation is kept) and is counted
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ from torchrl.data import Bounded, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
 from lit_dmash.envs.simulators import Simulator, SimulatorError
+
+if TYPE_CHECKING:
+    from lit_dmash.render import MujocoCamera
 
 
 class BatchedSimEnv(EnvBase):
@@ -43,6 +47,7 @@ class BatchedSimEnv(EnvBase):
         self._context = torch.zeros(num_envs, context_dim)
         self._t = np.zeros(num_envs, dtype=np.int64)
         self.sim_failures = 0
+        self._cameras: dict[tuple[int, int, int, int], MujocoCamera] = {}  # built by `render` on first use
 
     def _make_specs(self, n: int, context_dim: int) -> None:
         self.observation_spec = Composite(
@@ -145,3 +150,27 @@ class BatchedSimEnv(EnvBase):
             terminated=torch.from_numpy(terminated),
             truncated=torch.from_numpy(truncated),
         )
+
+    def render(
+        self, indices: Sequence[int] | None = None, width: int = 192, height: int = 144, camera: int = 0
+    ) -> np.ndarray:
+        """RGB frames `[n, H, W, 3]` uint8 of sub-envs `indices` (all by default), from the model's `camera`.
+
+        MuJoCo's renderer, one `render.MujocoCamera` per sub-env and size, kept until `close`;
+        the OpenGL backend is `render.gl_backend()`'s. Reads the simulations, never steps them.
+        """
+        from lit_dmash.render import MujocoCamera, sub_env_rows
+
+        frames = []
+        for i in sub_env_rows(indices, self.batch_size[0]):
+            key = (i, width, height, camera)
+            if key not in self._cameras:
+                self._cameras[key] = MujocoCamera(self._sims[i].model, width, height, camera)
+            frames.append(self._cameras[key].render(self._sims[i].data))
+        return np.stack(frames)
+
+    def close(self, *, raise_if_closed: bool = True) -> None:
+        for camera in self._cameras.values():
+            camera.close()
+        self._cameras.clear()
+        super().close(raise_if_closed=raise_if_closed)

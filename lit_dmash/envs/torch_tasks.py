@@ -27,8 +27,10 @@ included; `"independent"` draws a fresh start per sub-env and reset.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from tensordict import TensorDict, TensorDictBase
 from torchrl.data import Bounded, Categorical, Composite, Unbounded
@@ -196,6 +198,7 @@ class DoubleIntegratorEnv(TorchTaskEnv):
         n = self.batch_size[0]
         self._pos = torch.zeros(n, 2, device=self.device)
         self._vel = torch.zeros(n, 2, device=self.device)
+        self._last_action = self._last_force = torch.zeros(n, 2, device=self.device)  # for `render` only
 
     def _draw_starts(self, n: int) -> torch.Tensor:
         u = torch.rand(n, 2, generator=self.generator, device=self.device)  # sign from u < 0.5, size from the rest
@@ -211,11 +214,13 @@ class DoubleIntegratorEnv(TorchTaskEnv):
         return torch.cat([self._pos, self._vel], dim=-1)
 
     def _advance(self, action: torch.Tensor) -> torch.Tensor:
+        self._last_action = action
         if self._swap is not None:
             action = torch.where(self._swap, action.flip(-1), action)
         if self._sign32 is not None:
             action = action * self._sign32
         force = action.clamp(-1.0, 1.0)
+        self._last_force = force
         pos = self._pos + self._vel * _DT32
         vel = self._vel * self._damping32 + force / self._mass32 * _DT32
         self._pos, self._vel = pos.clamp(-1.0, 1.0), vel.clamp(-1.0, 1.0)
@@ -225,6 +230,33 @@ class DoubleIntegratorEnv(TorchTaskEnv):
 
     def _state_tensors(self) -> dict[str, torch.Tensor]:
         return {"position": self._pos, "velocity": self._vel}
+
+    def render(self, indices: Sequence[int] | None = None, width: int = 192, height: int = 144) -> np.ndarray:
+        """RGB frames `[n, H, W, 3]` uint8 of sub-envs `indices` (all by default): `render.draw_double_integrator`.
+
+        The arrows are the last step's action and force (none right after a reset).
+        """
+        from lit_dmash.render import draw_double_integrator, sub_env_rows
+
+        rows = sub_env_rows(indices, self.batch_size[0])
+        moved = (self._t[rows] > 0).unsqueeze(-1).cpu()
+        pos = self._pos[rows].cpu()
+        action = (self._last_action[rows].cpu() * moved).tolist()
+        force = (self._last_force[rows].cpu() * moved).tolist()
+        notes = [self._context_note(i) for i in rows]
+        frames = [
+            draw_double_integrator(p, a, f, width, height, note)
+            for p, a, f, note in zip(pos.tolist(), action, force, notes, strict=True)
+        ]
+        return np.stack(frames)
+
+    def _context_note(self, i: int) -> str:
+        """What sub-env `i`'s binary key does to the action: "inverted", "swapped" or nothing."""
+        if self._sign32 is not None and float(self._sign32[i]) < 0:
+            return "inverted"
+        if self._swap is not None and bool(self._swap[i]):
+            return "swapped"
+        return ""
 
 
 def complex_power_real_parts(re: torch.Tensor, im: torch.Tensor, k: int) -> list[torch.Tensor]:
@@ -273,3 +305,10 @@ class ComplexODEEnv(TorchTaskEnv):
 
     def _state_tensors(self) -> dict[str, torch.Tensor]:
         return {"x": self._x}
+
+    def render(self, indices: Sequence[int] | None = None, width: int = 192, height: int = 144) -> np.ndarray:
+        """RGB frames `[n, H, W, 3]` uint8 of sub-envs `indices` (all by default): `render.draw_ode`."""
+        from lit_dmash.render import draw_ode, sub_env_rows
+
+        rows = sub_env_rows(indices, self.batch_size[0])
+        return np.stack([draw_ode(x, width, height) for x in self._x[rows, 0].tolist()])

@@ -77,6 +77,9 @@ class Collector:
             self.poisoned = True  # nothing of this step is stored; `recover` or a resume restarts the episodes
             raise NonFiniteError(f"non-finite observation or reward at vector step {self.vector_steps}")
         self.window.push(self.obs, action, result.next_obs)
+        if self.agent.normalizer is not None:  # our `context.input_norm: running` option
+            entry = torch.cat([self.obs, action, result.next_obs - self.obs], dim=-1)
+            self.agent.normalizer.update(entry.to(self.agent.log_alpha.device))
         done = result.done
         self.replay.add(
             obs=self.obs,

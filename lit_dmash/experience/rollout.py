@@ -147,3 +147,31 @@ def run_episodes(agent: Agent, envs: SeedEnvs, window_length: int, episodes: int
                 break
         returns.append(total)
     return {"returns": torch.stack(returns, dim=-1), "contexts": contexts.cpu()}
+
+
+@torch.no_grad()
+def collect_windows(agent: Agent, envs: SeedEnvs, window_length: int, samples: int, warm: bool = True) -> dict:
+    """Windows the encoder reads along one deterministic episode per sub-env (after the warm-up).
+
+    `samples` windows per sub-env at evenly spaced steps: `obs`, `action`, `next_obs` `[S, n, m, K, d]`
+    and the sub-envs' `contexts [S, n, c]`. For the representation diagnostics.
+    """
+    obs, context = envs.reset()
+    window = ContextWindow(window_length, obs, envs.action_dim)
+    if warm:
+        warm_up(agent, envs, window)
+    obs, context = envs.reset()
+    horizon = envs.horizon or samples
+    keep = set(torch.linspace(0, horizon - 1, min(samples, horizon)).long().tolist())
+    kept: list[tuple[torch.Tensor, ...]] = []
+    for t in range(horizon):
+        if t in keep:
+            kept.append(tuple(part.clone() for part in window.tensors))
+        action = act(agent, obs, window, context, deterministic=True).to(obs.device)
+        result = envs.step(action)
+        window.push(obs, action, result.next_obs)
+        obs = result.next_obs
+        if result.done.any():
+            break
+    obs_w, act_w, next_w = (torch.stack([k[i] for k in kept], dim=2) for i in range(3))
+    return {"obs": obs_w, "action": act_w, "next_obs": next_w, "contexts": context}
