@@ -36,11 +36,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def run_reference(num_envs: int, batch: int, utd: int, frames: int, hidden: int, device: str = "cpu") -> dict:
     import torch
+    from lit_dmash.agents.sac import NetSpec, make_actor, make_qvalue
     from torchrl.collectors import Collector
     from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
     from torchrl.objectives import SACLoss, SoftUpdate
 
-    from lit_dmash.agents.sac import NetSpec, make_actor, make_qvalue
     from lit_dmash.envs import make_env
 
     torch.manual_seed(0)

@@ -17,7 +17,6 @@ wall time to `<out>/meta.json`. Plots land in `--runs`.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import time
 from datetime import UTC, datetime
@@ -57,7 +56,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results/zero_shot"))
     args = parser.parse_args()
     if args.quick:
-        args.env, args.methods, args.seeds, args.updates, args.random_steps = ["di"], ["dr", "dma_star", "dmash"], 2, 200, 1000
+        args.env, args.methods, args.seeds, args.updates, args.random_steps = (
+            ["di"],
+            ["dr", "dma_star", "dmash"],
+            2,
+            200,
+            1000,
+        )
         args.episodes, args.runs = 3, args.runs.with_name(args.runs.name + "_quick")
 
     spec = GridSpec(
@@ -94,7 +99,8 @@ def main() -> None:
         "updates": args.updates + 1,
         "random_steps": args.random_steps,
         "episodes_per_context": args.episodes,
-        "command": "python bench/zero_shot.py " + " ".join(
+        "command": "python bench/zero_shot.py "
+        + " ".join(
             f"--env {' '.join(args.env)} --methods {' '.join(args.methods)} --seeds {args.seeds} "
             f"--updates {args.updates} --random-steps {args.random_steps} --episodes {args.episodes} "
             f"--workers {args.workers} --out {args.out}".split()

@@ -90,7 +90,7 @@ class ContextDiagnostics(EveryNUpdates):
             data = collect_windows(agent, envs, agent.spec.window, self.samples, pl_module.protocol.warm_up)
         finally:
             envs.close()
-        seeds, contexts, samples = data["obs"].shape[:3]
+        seeds, _contexts, samples = data["obs"].shape[:3]
         flat = tuple(data[k].flatten(1, 2).to(agent.log_alpha.device) for k in ("obs", "action", "next_obs"))
         z = agent.embed(flat, training=self.z_mode == "train").cpu()  # [S, C * m, d_z]
         context = data["contexts"].unsqueeze(2).expand(-1, -1, samples, -1).flatten(1, 2)  # [S, C * m, c]

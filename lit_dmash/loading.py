@@ -14,8 +14,9 @@ took under `"agent_last_*"`, and TorchRL's rollout carries those keys to the nex
 number of sub-envs (and `env.rollout`, a collector, or a hand loop) work without hidden state. A
 fresh episode is recognised by missing window keys, or by `"is_init"` (add TorchRL's
 `InitTracker` transform when a rollout spans several episodes); the window then starts as K
-copies of `(obs, 0, obs)`, as the authors' does before any transition. For the paper's protocol (a K-step warm-up before each
-scored episode), use the module's `evaluate` or `lit_dmash.experience.rollout.run_episodes`.
+copies of `(obs, 0, obs)`, as the authors' does before any transition. For the paper's protocol
+(a K-step warm-up before each scored episode), use the module's `evaluate` or
+`lit_dmash.experience.rollout.run_episodes`.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class LoadedAgent:
         """Set `td["action"]` to the deterministic action for `td["observation"]` `[n, d]`."""
         obs = td["observation"]
         window = self._window(td, obs)
-        context = self._for_every_seed(td["context"]) if "context" in td.keys() else None
+        context = self._for_every_seed(td["context"]) if "context" in td else None
         seq = tuple(self._for_every_seed(w) for w in window) if self.agent.encoder is not None else None
         action = self.agent.act(self._for_every_seed(obs), seq, context, deterministic=True)[self.seed_index]
         td.set("action", action)
@@ -64,7 +65,7 @@ class LoadedAgent:
     def _window(self, td: TensorDictBase, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The K transitions before `obs`: pushed from the previous step, or fresh at an episode start."""
         init = td.get("is_init", None)
-        if WINDOW_KEYS[0] not in td.keys() or (init is not None and bool(init.any())):
+        if WINDOW_KEYS[0] not in td or (init is not None and bool(init.any())):
             copies = obs.unsqueeze(-2).expand(*obs.shape[:-1], self.window, obs.shape[-1])
             actions = obs.new_zeros(*obs.shape[:-1], self.window, self.agent.spec.action_dim)
             return copies.clone(), actions, copies.clone()

@@ -94,7 +94,7 @@ def test_masking_schedule_moves_p_mask_and_the_module_logs_it(tmp_path):
     assert module.spec.p_mask == 0.0 and module.agent.spec.p_mask == 0.0
     assert schedule.value(20, 0.4, 40) == pytest.approx(0.2)
     assert MaskingSchedule("cosine", end=0.0).value(20, 0.4, 40) == pytest.approx(0.2)
-    with pytest.raises(ConfigError, match="MaskingSchedule.schedule"):
+    with pytest.raises(ConfigError, match=r"MaskingSchedule\.schedule"):
         MaskingSchedule("step")
 
 

@@ -13,6 +13,7 @@ All parameters carry a leading seed dim (`prefix=(S,)`); the critic stacks its t
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -51,7 +52,7 @@ class Trunk(nn.Module):
     def __init__(self, prefix: Sequence[int], in_dim: int, hidden: Sequence[int], cond: Conditioning) -> None:
         super().__init__()
         widths = [in_dim + cond.concat_dim, *hidden]
-        self.layers = nn.ModuleList(EnsembleLinear(prefix, a, b) for a, b in zip(widths, widths[1:], strict=False))
+        self.layers = nn.ModuleList(EnsembleLinear(prefix, a, b) for a, b in itertools.pairwise(widths))
         self.cond = cond
         self.hypernet = (
             HyperNetwork(prefix, cond.hypernet_in, cond.hypernet_hidden, cond.adapter) if cond.owns_hypernet else None

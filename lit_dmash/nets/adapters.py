@@ -13,6 +13,7 @@ hypernetwork's output layer starts at zero, so they start as the identity.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -133,7 +134,7 @@ class HyperNetwork(EnsembleModule):
         super().__init__()
         self.prefix, self.spec = tuple(prefix), spec
         widths = [in_features, *hidden]
-        self.layers = nn.ModuleList(EnsembleLinear(self.prefix, a, b) for a, b in zip(widths, widths[1:], strict=False))
+        self.layers = nn.ModuleList(EnsembleLinear(self.prefix, a, b) for a, b in itertools.pairwise(widths))
         self.out = EnsembleLinear(self.prefix, widths[-1], spec.num_params)
 
     def init_member(self, index: int, generator: torch.Generator) -> None:
