@@ -38,14 +38,15 @@ def data_dir() -> Path:
     return DATA
 
 
-def cli_command(*args: str) -> list[str]:
+def cli_command(*args: str, subcommand: str = "fit") -> list[str]:
     """`python -m lit_dmash fit -c conf/quickstart.yaml ARGS...`, to run from the repo root."""
-    return [sys.executable, "-m", "lit_dmash", "fit", "-c", "conf/quickstart.yaml", *args]
+    return [sys.executable, "-m", "lit_dmash", subcommand, "-c", "conf/quickstart.yaml", *args]
 
 
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(*args: str, timeout: float = 300, subcommand: str = "fit") -> subprocess.CompletedProcess:
     """Run `cli_command(*args)` in a fresh process and wait for it."""
-    return subprocess.run(cli_command(*args), cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    cmd = cli_command(*args, subcommand=subcommand)
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 
 def tiny_module(method: str = "dmash", task: str = "di", seeds=(0,), total_steps: int = 3, **kwargs):
