@@ -7,12 +7,8 @@ import json
 import lightning as L
 import nbformat
 import pytest
-from conftest import REPO
+from conftest import REPO, tiny_module
 from nbclient import NotebookClient
-
-from callbacks import ZeroShotEvaluation
-from lit_dmash.config import CollectorConfig, EnvConfig, SACConfig
-from lit_dmash.module import ContextualSAC
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
@@ -45,7 +41,7 @@ def test_notebooks_are_stored_without_outputs(path):
 def test_quickstart_notebook_trains_and_evaluates(monkeypatch):
     notebook = _execute("quickstart.ipynb", monkeypatch, LIT_DMASH_NOTEBOOK_SMOKE="1")
     text = _outputs_text(notebook)
-    assert "'eval_out':" in text
+    assert "{'train':" in text and "'eval_out':" in text
 
 
 def _tiny_grid(root, returns: dict[str, list[float]]) -> None:
@@ -92,26 +88,28 @@ def test_results_notebook_builds_the_table_and_plots(tmp_path, monkeypatch):
     assert "image/png" in json.dumps([o for c in notebook.cells if c.cell_type == "code" for o in c.outputs])
 
 
-def test_representations_notebook_reads_a_checkpoint(tmp_path, monkeypatch):
-    module = ContextualSAC(
-        method="dmash",
-        env=EnvConfig(num_envs=4),
-        collector=CollectorConfig(frames_per_batch=32, total_frames=192, init_random_frames=64),
-        sac=SACConfig(hidden_dims=[16], batch_size=32),
-    )
-    trainer = L.Trainer(
-        max_epochs=-1,
-        default_root_dir=tmp_path,
-        enable_progress_bar=False,
-        logger=False,
-        enable_checkpointing=False,
-        callbacks=[ZeroShotEvaluation(every_n_frames=0, episodes=2)],
-    )
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A real checkpoint of a tiny DMA*-SH run on di."""
+    root = tmp_path_factory.mktemp("notebook_run")
+    module = tiny_module("dmash", total_steps=4)
+    trainer = L.Trainer(max_epochs=-1, default_root_dir=root, enable_progress_bar=False, logger=False)
     trainer.fit(module)
-    checkpoint = tmp_path / "last.ckpt"
+    checkpoint = root / "tiny.ckpt"
     trainer.save_checkpoint(checkpoint)
+    return checkpoint
+
+
+def test_representations_notebook_reads_a_checkpoint(tiny_checkpoint, monkeypatch):
     notebook = _execute(
-        "representations.ipynb", monkeypatch, LIT_DMASH_CHECKPOINT=str(checkpoint), LIT_DMASH_EPISODES="4"
+        "representations.ipynb", monkeypatch, LIT_DMASH_CHECKPOINT=str(tiny_checkpoint), LIT_DMASH_SAMPLES="4"
     )
     text = _outputs_text(notebook)
-    assert "concentration" in text and "dmash" in text
+    assert "dmash di updates 5" in text
+    assert "'diag/eval_out/informativeness':" in text and "within_mode" in text
+
+
+def test_watch_notebook_loads_rolls_out_and_records(tiny_checkpoint, monkeypatch):
+    notebook = _execute("watch.ipynb", monkeypatch, LIT_DMASH_CHECKPOINT=str(tiny_checkpoint), LIT_DMASH_EPISODES="1")
+    text = _outputs_text(notebook)
+    assert "dmash di" in text and "mean return" in text and ".gif" in text
