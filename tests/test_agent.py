@@ -95,9 +95,12 @@ def test_shared_adapter_reaches_actor_critics_and_targets():
         assert not any(a.requires_grad for a in received[name])
 
 
-def test_td_target_and_critic_loss_follow_the_formula():
-    agent = make_agent("dr", gamma=0.9)
+@pytest.mark.parametrize("bootstrap_timeouts", [False, True])
+def test_td_target_and_critic_loss_follow_the_formula(bootstrap_timeouts):
+    agent = make_agent("dr", gamma=0.9, bootstrap_timeouts=bootstrap_timeouts)
     batch = make_batch()
+    batch.terminated[:, :4] = True  # some real terminations among the time-outs
+    batch.done |= batch.terminated
     draws = []
     original = agent.sample
     agent.sample = lambda *a, **k: draws.append(original(*a, **k)) or draws[-1]
@@ -106,7 +109,8 @@ def test_td_target_and_critic_loss_follow_the_formula():
     obs, action, next_obs = batch.transition()
     with torch.no_grad():
         next_q = agent.target_critic(next_obs, next_action).min(dim=1).values
-        target = batch.reward + 0.9 * (1 - batch.done.float()) * (next_q - agent.alpha[:, None] * next_log_prob)
+        ends = batch.terminated if bootstrap_timeouts else batch.done
+        target = batch.reward + 0.9 * (1 - ends.float()) * (next_q - agent.alpha[:, None] * next_log_prob)
     q = agent.critic(obs, action)
     expected = ((q[:, 0] - target) ** 2).mean() + ((q[:, 1] - target) ** 2).mean()
     torch.testing.assert_close(loss, expected)

@@ -6,6 +6,7 @@ import json
 
 import lightning as L
 import pytest
+import torch
 from conftest import TINY_CLI, run_cli, tiny_module
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
@@ -157,3 +158,22 @@ def test_bad_input_gives_one_line_naming_the_field(args, line, tmp_path, capsys)
 def test_bad_trainer_or_callback_input_is_refused_by_name(args, field, tmp_path, capsys):
     # jsonargparse's and Lightning's own messages: several lines, but they name the key
     assert field in _cli_error(tmp_path, capsys, *args)
+
+
+@pytest.mark.parametrize("method", ["dmash", "da"])
+def test_a_seed_trained_in_a_batch_is_the_seed_trained_alone(method, tmp_path):
+    """Envs, replay, random streams and parameters per seed: seed 7 of [3, 7] equals a run of seed 7 alone."""
+    runs = {}
+    for seeds in ([7], [3, 7]):
+        module = tiny_module(method, seeds=seeds, total_steps=6)
+        L.Trainer(
+            max_epochs=-1,
+            default_root_dir=tmp_path / str(len(seeds)),
+            logger=False,
+            enable_progress_bar=False,
+            enable_checkpointing=False,
+        ).fit(module)
+        runs[len(seeds)] = module.agent.state_dict()
+    for (name, alone), batched in zip(runs[1].items(), runs[2].values(), strict=True):
+        if batched.dim() and batched.shape[0] == 2 and name != "rng.keys":
+            torch.testing.assert_close(batched[1], alone[0], rtol=1e-5, atol=1e-6, msg=name)

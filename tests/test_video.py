@@ -15,20 +15,24 @@ from callbacks.policy_video import LINE_HEIGHT, choose_contexts, record_split
 from lit_dmash import render
 from lit_dmash.envs import make_env, task_spec
 
-WIDTH, HEIGHT = 64, 48
+WIDTH, HEIGHT = 96, 48
 LABEL_STRIP = 3 * LINE_HEIGHT + 4  # three lines of text above each tile
 
 
 @pytest.fixture
 def gl(monkeypatch):
-    """Let the renderer pick its backend (conftest sets MUJOCO_GL=disable for the other tests)."""
+    """Let the renderer pick its backend (conftest sets MUJOCO_GL=disable for the other tests).
+
+    Picked before the env is built, so a dm_control imported here sees the choice, not glfw.
+    """
     monkeypatch.delenv("MUJOCO_GL", raising=False)
     render.gl_backend.cache_clear()
+    render.gl_backend()
     yield
     render.gl_backend.cache_clear()
 
 
-def fit(module, root, logger, **video) -> PolicyVideo:
+def fit(module, root, logger, **video) -> tuple[L.Trainer, PolicyVideo]:
     callback = PolicyVideo(width=WIDTH, height=HEIGHT, **video)
     trainer = L.Trainer(
         max_epochs=-1,
@@ -40,7 +44,7 @@ def fit(module, root, logger, **video) -> PolicyVideo:
         enable_model_summary=False,
     )
     trainer.fit(module)
-    return callback
+    return trainer, callback
 
 
 def check_gif(path, frames: int, tiles: int) -> None:
@@ -52,7 +56,7 @@ def check_gif(path, frames: int, tiles: int) -> None:
 
 def test_di_video_file_and_tensorboard(tmp_path):
     module = tiny_module(task="di")
-    callback = fit(module, tmp_path, TensorBoardLogger(tmp_path, name="tb"), splits=["train", "eval_out"])
+    trainer, callback = fit(module, tmp_path, TensorBoardLogger(tmp_path, name="tb"), splits=["train", "eval_out"])
     videos = sorted((tmp_path / "videos").iterdir())
     assert [p.name for p in videos] == [f"eval_out_{module.updates}.gif", f"train_{module.updates}.gif"]
     assert callback.saved and set(callback.saved) == set(videos)
@@ -65,6 +69,10 @@ def test_di_video_file_and_tensorboard(tmp_path):
     image = events.Images("video/eval_out")[-1]
     assert image.step == module.env_frames
     assert image.encoded_image_string == videos[0].read_bytes()
+
+    module.test_episodes = 1
+    trainer.test(module, verbose=False)  # `python -m lit_dmash test`: filmed again at its end
+    assert len(callback.saved) == 4 and set(callback.saved) == set(videos)
 
 
 def test_cheetah_video_with_csv_logger(tmp_path, gl):
@@ -111,5 +119,27 @@ def test_disabled_gl_is_one_clear_line(monkeypatch):
         with pytest.raises(render.RenderError, match="MUJOCO_GL=disable turns rendering off") as err:
             render.gl_backend()
         assert "\n" not in str(err.value)
+    finally:
+        render.gl_backend.cache_clear()
+
+
+def test_backend_falls_back_to_osmesa_when_egl_fails(monkeypatch):
+    monkeypatch.delenv("MUJOCO_GL", raising=False)
+    monkeypatch.setenv("MUJOCO_EGL_DEVICE_ID", "999")  # no such device: the EGL probe fails
+    render.gl_backend.cache_clear()
+    try:
+        assert render.gl_backend() == "osmesa"
+    finally:
+        render.gl_backend.cache_clear()
+
+
+def test_no_backend_names_the_package_in_one_line(monkeypatch):
+    monkeypatch.delenv("MUJOCO_GL", raising=False)
+    monkeypatch.setattr(render, "_probe", lambda backend: f"{backend} library not found")
+    render.gl_backend.cache_clear()
+    try:
+        with pytest.raises(render.RenderError, match="install libosmesa6") as err:
+            render.gl_backend()
+        assert "\n" not in str(err.value) and "egl: egl library not found" in str(err.value)
     finally:
         render.gl_backend.cache_clear()
