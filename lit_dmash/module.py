@@ -33,7 +33,7 @@ import torch
 from lit_dmash import compat
 from lit_dmash.agent.agent import Agent
 from lit_dmash.agent.spec import AgentSpec, resolve
-from lit_dmash.agent.update import Batch, NonFiniteError, Optimizers, update
+from lit_dmash.agent.update import EAGER, Batch, Losses, NonFiniteError, Optimizers, update
 from lit_dmash.config import ContextConfig, EnvConfig, ProtocolConfig, SACConfig
 from lit_dmash.envs import make_env, task_window
 from lit_dmash.errors import ConfigError, check_choice
@@ -148,6 +148,7 @@ class ContextualSAC(L.LightningModule):
         self.last_metrics: dict[str, float] = {}
         self.timing = {"collect_s": 0.0, "update_s": 0.0}
         self.collector: Collector | None = None  # per rank, built in on_fit_start; never saved by Lightning
+        self.losses = EAGER if protocol.compile == "none" else Losses.compiled(protocol.compile)
         self._resume: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ building
@@ -266,7 +267,7 @@ class ContextualSAC(L.LightningModule):
     def _update(self, optimizers: Optimizers, t: int) -> None:
         batch = self.sample_batch()
         try:
-            metrics = update(self.agent, batch, optimizers, t, step_fn=self._step_fn)
+            metrics = update(self.agent, batch, optimizers, t, step_fn=self._step_fn, losses=self.losses)
         except NonFiniteError as err:
             if self.on_nonfinite == "stop":
                 raise NonFiniteError(

@@ -6,9 +6,12 @@ OpenGL context without a display: EGL (GPU drivers, and Mesa's software device o
 OSMesa (`apt-get install libosmesa6`). `gl_backend()` picks it once per process:
 
 - `MUJOCO_GL=egl|osmesa|glfw` is obeyed; `disable` (and its synonyms) is refused with one line.
-- Unset: EGL if a context can be made, else OSMesa, each tried in a child process. The child is
+- Unset: EGL if a context can be made, else OSMesa, each tried in a child process. EGL first
+  because it renders on the GPU where there is one (and Mesa's EGL also has a software device
+  on CPU machines); OSMesa is CPU-only and needs no driver, the fallback. The child process is
   needed because PyOpenGL binds one platform per process: a failed EGL attempt here would rule
-  out OSMesa for good. The choice is written to `MUJOCO_GL` for any later reader.
+  out OSMesa for good. The choice is written to `MUJOCO_GL` for any later reader (dm_control,
+  `mujoco` imported afterwards), so call `gl_backend()` before building MuJoCo envs when you can.
 
 Why not set `MUJOCO_GL` before `mujoco` is imported and use `mujoco.Renderer` or dm_control's
 `physics.render`: both read it once, at import, and our envs import MuJoCo as soon as a module

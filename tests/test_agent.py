@@ -219,3 +219,14 @@ def test_running_input_norm_option_tracks_collected_transitions(tmp_path):
     norm = module.agent.normalizer
     assert norm is not None
     assert norm.count.min().item() == module.env_frames  # every collected transition of the seed
+
+
+def test_compiled_losses_equal_the_eager_ones():
+    from lit_dmash.agent.update import EAGER, Losses
+
+    compiled = Losses.compiled("default")  # one loss only: each compile costs ~10 s on 2 cores
+    agent, batch = make_agent("dmash"), make_batch()
+    state = copy.deepcopy(agent.rng.state_dict())
+    eager = EAGER.critic(agent, batch)[0]
+    agent.rng.load_state_dict(state)  # the same random draws (they are counter-based)
+    torch.testing.assert_close(compiled.critic(agent, batch)[0], eager, rtol=1e-4, atol=1e-5)

@@ -195,28 +195,61 @@ def alpha_loss(agent: Agent, obs: torch.Tensor, conditioning: tuple) -> torch.Te
     return per_seed.sum()
 
 
+@dataclass(frozen=True)
+class Losses:
+    """The loss functions an update calls; `compiled(mode)` gives `torch.compile`d ones."""
+
+    dynamics: Callable = dynamics_loss
+    critic: Callable = critic_loss
+    actor: Callable = actor_loss
+    alpha: Callable = alpha_loss
+
+    @classmethod
+    def compiled(cls, mode: str) -> Losses:
+        """Each loss (forward and, through AOTAutograd, backward) compiled by `torch.compile(mode=mode)`.
+
+        `reduce-overhead` replays CUDA graphs on a GPU (an update of these small networks is
+        launch-bound there); optimiser steps stay eager (fused Adam: one kernel per group). The
+        losses equal the eager ones up to rounding (`tests/test_agent.py`).
+        """
+        return cls(
+            *(
+                torch.compile(fn, mode=mode, dynamic=False)
+                for fn in (dynamics_loss, critic_loss, actor_loss, alpha_loss)
+            )
+        )
+
+
+EAGER = Losses()
+
+
 def update(
-    agent: Agent, batch: Batch, optimizers: Optimizers, step: int, step_fn: StepFn = plain_step
+    agent: Agent,
+    batch: Batch,
+    optimizers: Optimizers,
+    step: int,
+    step_fn: StepFn = plain_step,
+    losses: Losses = EAGER,
 ) -> dict[str, torch.Tensor]:
     """One update (steps 1-4 of the module docstring); returns detached metrics (seed means)."""
     metrics: dict[str, torch.Tensor] = {}
     rl_grad = agent.spec.method.rl_grad
     if agent.dynamics is not None:
-        loss, info = dynamics_loss(agent, batch)
+        loss, info = losses.dynamics(agent, batch)
         check_finite({"loss_dynamics": loss})
         step_fn([optimizers.dynamics], loss)
         metrics.update(info)
-    loss, info = critic_loss(agent, batch)
+    loss, info = losses.critic(agent, batch)
     check_finite({"loss_critic": loss})
     step_fn([optimizers.critic, *([optimizers.dynamics] if "critic" in rl_grad else [])], loss)
     metrics.update(info)
     every = agent.spec.sac.actor_every
     if step % every == 0:
         for _ in range(every):
-            loss, info, conditioning = actor_loss(agent, batch)
+            loss, info, conditioning = losses.actor(agent, batch)
             check_finite({"loss_actor": loss})
             step_fn([optimizers.actor, *([optimizers.dynamics] if "actor" in rl_grad else [])], loss)
-            loss_alpha = alpha_loss(agent, batch.transition()[0], conditioning)
+            loss_alpha = losses.alpha(agent, batch.transition()[0], conditioning)
             step_fn([optimizers.alpha], loss_alpha)
             metrics.update(info, loss_alpha=loss_alpha.detach() / agent.num_seeds)
     agent.soft_update_targets()
