@@ -232,6 +232,9 @@ class ContextualSAC(L.LightningModule):
         return self.collector.vector_steps - self.protocol.random_steps - 1
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
+        if self.learning_step >= self.protocol.total_steps:  # a finished run resumed with the same budget
+            self.trainer.should_stop = True
+            return
         optimizers = self._optimizers()
         for _ in range(self.protocol.steps_per_batch):
             t0 = time.perf_counter()

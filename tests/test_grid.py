@@ -23,16 +23,18 @@ from lit_dmash.errors import ConfigError
 from lit_dmash.grid import GridSpec, Job, seed_dirs
 from lit_dmash.launchers import Progress
 
-TINY_ARGS = [
+TINY_ARGS = [  # the quickstart at tiny sizes (tests/conftest.py's TINY_CLI)
     "--model.env.num_envs=4",
-    "--model.collector.frames_per_batch=32",
-    "--model.collector.init_random_frames=128",
-    "--model.collector.total_frames=320",
+    "--model.env.contexts_per_split=4",
+    "--model.env.horizon=12",
+    "--model.context.window=6",
+    "--model.context.hypernet_hidden=[16,16]",
+    "--model.protocol.random_steps=24",
+    "--model.protocol.total_steps=10",
     "--model.sac.hidden_dims=[16,16]",
-    "--model.sac.batch_size=32",
-    "--model.sac.utd=1",
-    "--trainer.callbacks.every_n_frames=160",
-    "--trainer.callbacks.episodes=3",
+    "--model.sac.batch_size=16",
+    "--trainer.callbacks.init_args.every_n_updates=8",
+    "--trainer.callbacks.init_args.episodes=2",
 ]
 PAPER_TASKS = "di di_friction ode cartpole ball_in_cup walker cheetah reacher_easy reacher_hard walker_gym hopper_gym"
 PAPER_METHODS = "dr concat da dma dma_pearl dma_star dmash"
@@ -75,7 +77,7 @@ def batched_fit() -> None:
 
 def _grid_file(tmp_path: Path, **overrides) -> str:
     spec = {
-        "tasks": ["di_friction"],
+        "tasks": ["di"],
         "methods": ["dr", "dmash"],
         "seeds": [0, 1],
         "config": "conf/quickstart.yaml",
@@ -105,12 +107,12 @@ def _grid(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
 
 
 def test_tiny_grid_runs_resumes_and_aggregates(tmp_path, batched_fit):
-    grid_file = _grid_file(tmp_path)
+    grid_file = _grid_file(tmp_path, args=[*TINY_ARGS, "--model.protocol.total_steps=4"])
     first = _grid("-c", grid_file)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     out = tmp_path / "grid"
     for method in ("dr", "dmash"):
-        job = out / "di_friction" / method
+        job = out / "di" / method
         assert (job / "done.json").is_file() and (job / "fit.log").is_file()
         (version,) = job.glob("lightning_logs/version_*")
         assert (version / "config.yaml").is_file() and list(version.glob("events.out.tfevents.*"))
@@ -118,7 +120,7 @@ def test_tiny_grid_runs_resumes_and_aggregates(tmp_path, batched_fit):
         for seed in (0, 1):
             assert (job / f"seed{seed}" / "done.json").is_file()
             evaluations = json.loads((job / f"seed{seed}" / "eval.json").read_text())["evaluations"]
-            assert [e["env_frames"] for e in evaluations] == [160, 320]
+            assert [e["updates"] for e in evaluations] == [1, 5]
     assert (out / "results.json").is_file() and (out / "results.md").is_file()
 
     # A second call finds every job finished and trains nothing.
@@ -128,13 +130,26 @@ def test_tiny_grid_runs_resumes_and_aggregates(tmp_path, batched_fit):
     assert "2 already finished, 0 to run" in second.stdout
     assert {p: p.read_text() for p in out.glob("*/*/fit.log")} == logs_before
 
+    # An interrupted job (no done.json, a checkpoint) is resumed from it, in its own run folder, to a
+    # larger budget: the evaluations continue the same eval.json.
+    job = out / "di" / "dmash"
+    for done in job.glob("**/done.json"):
+        done.unlink()
+    third = _grid("-c", _grid_file(tmp_path, args=[*TINY_ARGS, "--model.protocol.total_steps=10"]))
+    assert third.returncode == 0, third.stdout[-2000:] + third.stderr[-2000:]
+    assert "1 already finished, 1 to run" in third.stdout
+    assert "--ckpt_path=last" in (job / "fit.log").read_text()
+    assert [p.name for p in job.glob("lightning_logs/version_*")] == ["version_0"]
+    evaluations = json.loads((job / "seed0" / "eval.json").read_text())["evaluations"]
+    assert [e["updates"] for e in evaluations] == [1, 5, 9, 11]
+
 
 def test_failed_fit_is_reported_not_marked_done(tmp_path, batched_fit):
     grid_file = _grid_file(tmp_path, methods=["dr"], seeds=[0], args=["--model.sac.gamma=1.0"])
     proc = _grid("-c", grid_file)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "grid: all 1 job(s) failed" in proc.stderr
-    job = tmp_path / "grid" / "di_friction" / "dr"
+    job = tmp_path / "grid" / "di" / "dr"
     assert not (job / "done.json").exists() and not (job / "seed0" / "done.json").exists()
     assert "invalid sac.gamma=1.0" in (job / "fit.log").read_text()
 
