@@ -30,10 +30,14 @@ class ContextDiagnostics(EveryNUpdates):
     - `diag/<split>/overlap`: kNN mixing of modes in z (0 separated, ~1 indistinguishable);
     - `diag/<split>/cosine`: the mean cosine similarity of per-context mean z, and in TensorBoard
       the matrix as an image `diag/<split>/cosine_matrix` (seed 0);
-    - `diag/shadow_grad/{actor,critic}`: E ||d loss_i / d z_i|| on a replay batch with the stop-
-      gradient lifted (measured, never applied); every rank measures its own replay and the
-      values are averaged across ranks (DDP).
-    Methods without an encoder are skipped with a warning.
+    - `diag/shadow_grad/{actor,critic}`: the norm of the gradient of the batch-mean loss w.r.t. z
+      on a replay batch with the stop-gradient lifted (measured, never applied), as the authors
+      compute it (they log a running mean over 1,000 updates); `.../{actor,critic}_per_sample`
+      ours, E ||d l_i / d z_i||; every rank measures its own replay, averaged across ranks (DDP).
+    Methods without an encoder are skipped with a warning. Unlike the authors (256 windows per
+    context sampled from the last evaluation's episodes, each ending with a transition), the
+    windows here are evenly spaced along one fresh post-warm-up episode per context, each the K
+    transitions the agent acts on.
 
     Args:
         every_n_updates: Updates between diagnostics (0: only at the end).
@@ -78,9 +82,10 @@ class ContextDiagnostics(EveryNUpdates):
 
     def shadow(self, pl_module: L.LightningModule) -> dict[str, float]:
         stats = shadow_gradients(pl_module.agent, pl_module.sample_batch())
-        values = torch.stack([stats["actor"].mean(), stats["critic"].mean()]).detach()
-        values = pl_module.all_gather(values).reshape(-1, 2).mean(0)
-        return {"diag/shadow_grad/actor": values[0].item(), "diag/shadow_grad/critic": values[1].item()}
+        names = sorted(stats)
+        values = torch.stack([stats[name].mean() for name in names]).detach()
+        values = pl_module.all_gather(values).reshape(-1, len(names)).mean(0)
+        return {f"diag/shadow_grad/{name}": value.item() for name, value in zip(names, values, strict=True)}
 
     @torch.no_grad()
     def split_metrics(self, pl_module: L.LightningModule, split: str) -> tuple[dict[str, float], np.ndarray]:

@@ -199,9 +199,10 @@ def check_renders(pl_module: L.LightningModule, width: int, height: int) -> None
         if not callable(getattr(env, "render", None)):
             raise ConfigError("PolicyVideo", pl_module.env_cfg.name, "this env cannot render (no render method)")
         env.reset()
-        env.render([0], width=width, height=height)
-    except (RenderError, ValueError) as err:
-        raise ConfigError("PolicyVideo", pl_module.env_cfg.name, str(err)) from err
+        try:
+            env.render([0], width=width, height=height)
+        except (RenderError, ValueError) as err:  # no OpenGL backend, or a frame bigger than the model allows
+            raise ConfigError("PolicyVideo", pl_module.env_cfg.name, str(err)) from err
     finally:
         envs.close()
 
@@ -237,14 +238,14 @@ def context_names(env, dim: int) -> list[str]:
 
 
 def describe_context(values: Sequence[float], names: Sequence[str]) -> str:
-    """A context in words: `mass=0.5 inverted`; binary keys by what they do."""
+    """A context in words: `mass=0.5, inverted`; binary keys by what they do."""
     parts = []
     for name, value in zip(names, values, strict=True):
         if name in BINARY_WORDS:
             parts.append(BINARY_WORDS[name][0 if value < 0 else 1])
         else:
             parts.append(f"{name}={value:.3g}")
-    return " ".join(parts)
+    return ", ".join(parts)
 
 
 # ---------------------------------------------------------------------- pictures
@@ -282,7 +283,7 @@ def compose(recording: Recording) -> np.ndarray:
                 [
                     f"{recording.split} #{index}  seed {recording.seed}",
                     recording.labels[j],
-                    f"return {recording.returns[t, j]:.2f}  step {step}",
+                    f"step {step}  return {recording.returns[t, j]:.2f}",
                 ],
             )
             for j, index in enumerate(recording.indices)
@@ -292,7 +293,10 @@ def compose(recording: Recording) -> np.ndarray:
 
 
 def encode_gif(frames: np.ndarray, fps: int) -> bytes:
-    """An endlessly looping GIF of `frames [T, H, W, 3]` (Pillow; adaptive palette per frame)."""
+    """An endlessly looping GIF of `frames [T, H, W, 3]` (Pillow; adaptive palette per frame).
+
+    Pillow stores identical consecutive frames once, with their durations summed (same playback).
+    """
     images = [Image.fromarray(frame) for frame in frames]
     buffer = io.BytesIO()
     images[0].save(

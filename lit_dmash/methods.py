@@ -24,7 +24,9 @@ actor loss through to the shared hypernetwork and the encoder. The networks' own
 Polyak averaging. Rows map to the authors' presets (`config.py: modify_groups`): `unaware_dr`,
 `aware_concat`, `aware_hypernet`, `inferred_plain_concat`, `inferred_plain_pearl`,
 `inferred_concat`, `inferred_hypernet_shared`, `inferred_plain_hypernet_shared`,
-`inferred_hypernet_all`, `inferred_hypernet_nonaligned`.
+`inferred_hypernet_all`, `inferred_hypernet_nonaligned`. The `dmash_*_grad` rows are the paper's
+"not detached" ablation as we implement it; the authors' code has no counterpart (their shared
+weights are always computed without gradient): there the RL loss steps E, f and H together.
 """
 
 from __future__ import annotations

@@ -152,8 +152,12 @@ def dynamics_loss(agent: Agent, batch: Batch) -> tuple[torch.Tensor, dict[str, t
 
 
 def _conditioning(agent: Agent, batch: Batch, grad: bool):
-    z = agent.embed(batch.window(agent.spec.leak_free), training=True) if agent.encoder is not None else None
-    return agent.policy_conditioning(z, batch.context, grad=grad)
+    """A fresh training-mode `z` and what the actor and critics read from it (detached unless `grad`)."""
+    if agent.encoder is None:
+        return agent.policy_conditioning(None, batch.context)
+    with torch.set_grad_enabled(grad):  # no graph through E when its output is detached anyway
+        z = agent.embed(batch.window(agent.spec.leak_free), training=True)
+        return agent.policy_conditioning(z, batch.context, grad=grad)
 
 
 def critic_loss(agent: Agent, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
