@@ -50,7 +50,7 @@ class PolicyVideo(EveryNUpdates):
     once) but not drawn.
 
     Cost (2-core CPU, `python -m lit_dmash fit -c conf/quickstart.yaml` with and without
-    `--trainer.callbacks+=callbacks.PolicyVideo`): see `COST` below; off unless added.
+    `--trainer.callbacks+=callbacks.PolicyVideo`): measured in bench/README.md (Videos); off unless added.
 
     Args:
         every_n_updates: Updates between videos (0: only at the end of training).
@@ -104,16 +104,57 @@ class PolicyVideo(EveryNUpdates):
 
     def save(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str) -> Path:
         """Record `split`, write its GIF, log it to TensorBoard; the file's path."""
-        size = (self.width, self.height)
-        recording = record_split(pl_module, split, self.contexts_per_split, *size, self.frame_skip)
-        frames = compose(recording)
-        gif = encode_gif(frames, self.fps)
-        path = Path(trainer.default_root_dir) / "videos" / f"{split}_{pl_module.updates}.gif"
-        with atomic_open(path, "wb") as f:
-            f.write(gif)
+        path, gif, size = write_video(
+            pl_module,
+            split,
+            Path(trainer.default_root_dir) / "videos",
+            self.contexts_per_split,
+            (self.width, self.height),
+            self.fps,
+            self.frame_skip,
+        )
         self.saved.append(path)
-        log_gif(trainer, f"video/{split}", gif, frames.shape[1:3], pl_module.env_frames)
+        log_gif(trainer, f"video/{split}", gif, size, pl_module.env_frames)
         return path
+
+
+def record_video(
+    pl_module: L.LightningModule,
+    split: str = "eval_out",
+    out_dir: Path = Path("videos"),
+    contexts: int = 4,
+    width: int = 192,
+    height: int = 144,
+    fps: int = 25,
+    frame_skip: int = 1,
+) -> Path:
+    """Film a module (trained, or from `load_agent(...).module`) without a Trainer: the GIF's path.
+
+    The same recording as `PolicyVideo`: `<out_dir>/<split>_<updates>.gif`.
+    """
+    if split not in pl_module.split_names:
+        raise ConfigError("record_video.split", split, f"the task defines splits {pl_module.split_names}")
+    check_renders(pl_module, width, height)
+    return write_video(pl_module, split, Path(out_dir), contexts, (width, height), fps, frame_skip)[0]
+
+
+def write_video(
+    pl_module: L.LightningModule,
+    split: str,
+    out_dir: Path,
+    contexts: int,
+    size: tuple[int, int],
+    fps: int,
+    frame_skip: int,
+) -> tuple[Path, bytes, tuple[int, int]]:
+    """Record `split`, write its GIF atomically: (path, GIF bytes, (height, width) of a frame)."""
+    recording = record_split(pl_module, split, contexts, *size, frame_skip)
+    frames = compose(recording)
+    gif = encode_gif(frames, fps)
+    path = out_dir / f"{split}_{pl_module.updates}.gif"
+    with atomic_open(path, "wb") as f:
+        f.write(gif)
+    return path, gif, frames.shape[1:3]
 
 
 # ---------------------------------------------------------------------- recording

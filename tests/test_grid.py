@@ -204,7 +204,7 @@ def test_jobs_that_would_fail_at_once_are_problems(tmp_path, overrides, field):
 
 def test_out_dir_of_the_other_layout_is_a_problem(tmp_path):
     spec = GridSpec.load(_grid_file(tmp_path, methods=["dr"]))
-    (spec.out / "di_friction" / "dr" / "seed0" / "lightning_logs").mkdir(parents=True)  # group_seeds: false ran here
+    (spec.out / "di" / "dr" / "seed0" / "lightning_logs").mkdir(parents=True)  # group_seeds: false ran here
     assert [problem.field for problem in spec.problems()] == ["grid.group_seeds"]
 
 
@@ -413,7 +413,7 @@ def test_slurm_launcher_submits_one_array_whose_tasks_write_the_same_files(tmp_p
         slurm_env.update(SLURM_LOCALID="0", SLURM_JOB_NODELIST="n1", SUBMITIT_EXECUTOR="slurm")
         run = [sys.executable, "-m", "submitit.core._submit", str(folder)]
         assert subprocess.run(run, env={**os.environ, **slurm_env}, capture_output=True, timeout=60).returncode == 0
-    out = tmp_path / "grid" / "di_friction"
+    out = tmp_path / "grid" / "di"
     assert all((out / m / name / "done.json").is_file() for m in ("dr", "dma") for name in ("", "seed0", "seed1"))
 
     again = _grid("-c", grid_file, "--no-aggregate", env=env)
@@ -430,25 +430,25 @@ def _fake_grid(tmp_path: Path, launcher: str, **overrides) -> tuple[str, dict[st
 
 def test_submitit_local_end_to_end(tmp_path):
     grid_file, env = _fake_grid(tmp_path, "submitit-local")
-    out = tmp_path / "grid" / "di_friction"
+    out = tmp_path / "grid" / "di"
 
     first = _grid("-c", grid_file, "--no-aggregate", env={**env, "FAKE_FIT_FAIL": "dma"})
     assert first.returncode == 1 and "Traceback" not in first.stderr, first.stdout + first.stderr
     assert "grid: 2 job(s), 0 already finished, 2 to run" in first.stdout
-    assert re.search(r"^\[[12]/2\] di_friction/dr/seeds=0-1 done in \d+\.\d s, ETA 0:0\d$", first.stdout, re.M)
-    failed_line = r"^\[[12]/2\] di_friction/dma/seeds=0-1 FAILED \(exit 3\) after .*, ETA .*; last 20 lines of (.*):$"
+    assert re.search(r"^\[[12]/2\] di/dr/seeds=0-1 done in \d+\.\d s, ETA 0:0\d$", first.stdout, re.M)
+    failed_line = r"^\[[12]/2\] di/dma/seeds=0-1 FAILED \(exit 3\) after .*, ETA .*; last 20 lines of (.*):$"
     failed = re.search(failed_line, first.stdout, re.M)
     assert failed and failed.group(1) == str(out / "dma" / "fit.log")
     tail = first.stdout[failed.end() :].splitlines()[1:21]
     assert tail == [f"    | dma line {i}" for i in range(10, 30)]
-    assert "grid: 1 of 2 job(s) failed (di_friction/dma/seeds=0-1)" in first.stderr
+    assert "grid: 1 of 2 job(s) failed (di/dma/seeds=0-1)" in first.stderr
     assert all((out / "dr" / name / "done.json").is_file() for name in ("", "seed0", "seed1"))
     assert (out / "dr" / "seed1" / "eval.json").is_file() and not list(out.glob("dma/**/done.json"))
     assert list((tmp_path / "grid" / "submitit").iterdir())  # submitit's own folder: it ran the jobs
 
     second = _grid("-c", grid_file, "--no-aggregate", env=env)
     assert second.returncode == 0 and "1 already finished, 1 to run" in second.stdout
-    assert "[1/1] di_friction/dma/seeds=0-1 done in" in second.stdout
+    assert "[1/1] di/dma/seeds=0-1 done in" in second.stdout
     assert (out / "dma" / "done.json").is_file() and (out / "dma" / "seed0" / "done.json").is_file()
 
     logs = {p: p.read_text() for p in out.glob("*/fit.log")}
@@ -464,4 +464,4 @@ def test_pool_grid_whose_jobs_all_fail_says_so_in_one_line(tmp_path):
     proc = _grid("-c", grid_file, env={**env, "FAKE_FIT_FAIL": "dr,dma"})
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == ["grid: all 2 job(s) failed; see the fit.log lines above"]
-    assert len(re.findall(r"^\[[12]/2\] di_friction/(dr|dma)/seeds=0-1 FAILED \(exit 3\)", proc.stdout, re.M)) == 2
+    assert len(re.findall(r"^\[[12]/2\] di/(dr|dma)/seeds=0-1 FAILED \(exit 3\)", proc.stdout, re.M)) == 2
