@@ -54,6 +54,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="di, dr / dma_star / dmash, 2 seeds, 200 updates")
     parser.add_argument("--runs", type=Path, default=Path("bench/results/zero_shot_runs"))
     parser.add_argument("--out", type=Path, default=Path("bench/results/zero_shot"))
+    parser.add_argument(
+        "--fit-arg",
+        action="append",
+        default=[],
+        help="extra fit argument for every job, repeatable (e.g. --fit-arg=--model.context.leak_free=true)",
+    )
+    parser.add_argument("--baselines", nargs="*", default=["dr", "concat"], help="gains are reported against these")
     args = parser.parse_args()
     if args.quick:
         args.env, args.methods, args.seeds, args.updates, args.random_steps = (
@@ -74,17 +81,18 @@ def main() -> None:
             f"--model.protocol.random_steps={args.random_steps}",
             f"--trainer.callbacks.init_args.every_n_updates={max(args.updates, 1)}",  # at t = 0 and at the end
             f"--trainer.callbacks.init_args.episodes={args.episodes}",
+            *args.fit_arg,
         ],
         workers=args.workers,
         out_dir=str(args.runs),
-        baselines=["dr", "concat"],
+        baselines=args.baselines,
     )
     spec.validate()
     start = time.perf_counter()
     status = launch(spec, aggregate=False)
     if status:
         raise SystemExit(f"some runs failed (exit {status}); see their fit.log under {args.runs}")
-    summary = aggregate_grid(args.runs, baselines=["dr", "concat"])
+    summary = aggregate_grid(args.runs, baselines=args.baselines)
     args.out.mkdir(parents=True, exist_ok=True)
     for name in ("results.md", "results.json"):
         shutil.copy(args.runs / name, args.out / name)
@@ -104,7 +112,10 @@ def main() -> None:
             f"--env {' '.join(args.env)} --methods {' '.join(args.methods)} --seeds {args.seeds} "
             f"--updates {args.updates} --random-steps {args.random_steps} --episodes {args.episodes} "
             f"--workers {args.workers} --out {args.out}".split()
+            + [f"--fit-arg={a}" for a in args.fit_arg]
+            + ["--baselines", *args.baselines]
         ),
+        "fit_args": args.fit_arg,
         "commit": repo_commit(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "wall_s": round(time.perf_counter() - start, 1),
