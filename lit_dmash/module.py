@@ -61,6 +61,29 @@ def resolve_seeds(seed: int, seeds: int | Sequence[int] | None) -> list[int]:
     return values
 
 
+def validate_arguments(
+    env: EnvConfig,
+    protocol: ProtocolConfig,
+    sac: SACConfig,
+    context: ContextConfig,
+    seed: int,
+    seeds: int | Sequence[int] | None,
+    on_nonfinite: str,
+    test_episodes: int,
+) -> list[int]:
+    """Every constructor argument checked before anything is built (one line per bad field); the seeds."""
+    env.validate()
+    protocol.validate()
+    sac.validate(env.num_envs)
+    context.validate()
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError("seed", seed, "expected an integer (set it with seed_everything)")
+    check_choice("on_nonfinite", on_nonfinite, ("stop", "skip"))
+    if not isinstance(test_episodes, int) or isinstance(test_episodes, bool) or test_episodes < 1:
+        raise ConfigError("test_episodes", test_episodes, "expected an integer >= 1")
+    return resolve_seeds(seed, seeds)
+
+
 class ContextualSAC(L.LightningModule):
     """SAC with (optionally) inferred contexts, the authors' protocol; `method` picks the arm.
 
@@ -99,33 +122,15 @@ class ContextualSAC(L.LightningModule):
         # Copies: a dataclass default instance is shared between calls.
         env, protocol, sac, context = (copy.deepcopy(c) for c in (env, protocol, sac, context))
         self.method = get_method(method)
-        env.validate()
-        protocol.validate()
-        sac.validate(env.num_envs)
-        context.validate()
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise ConfigError("seed", seed, "expected an integer (set it with seed_everything)")
-        check_choice("on_nonfinite", on_nonfinite, ("stop", "skip"))
-        seed_list = resolve_seeds(seed, seeds)
-        if not isinstance(test_episodes, int) or isinstance(test_episodes, bool) or test_episodes < 1:
-            raise ConfigError("test_episodes", test_episodes, "expected an integer >= 1")
+        seed_list = validate_arguments(env, protocol, sac, context, seed, seeds, on_nonfinite, test_episodes)
         super().__init__()
         self.automatic_optimization = False
         self.env_cfg, self.protocol, self.sac_cfg, self.context_cfg = env, protocol, sac, context
         self.seed, self.seeds, self.on_nonfinite, self.replay_device = seed, seed_list, on_nonfinite, replay_device
         self.test_splits, self.test_episodes = test_splits, test_episodes
-        self.save_hyperparameters(
-            {
-                "method": method,
-                "env": dataclasses.asdict(env),
-                "protocol": dataclasses.asdict(protocol),
-                "sac": dataclasses.asdict(sac),
-                "context": dataclasses.asdict(context),
-                "seed": seed,
-                "seeds": seed_list,
-                "on_nonfinite": on_nonfinite,
-            }
-        )
+        configs = {"env": env, "protocol": protocol, "sac": sac, "context": context}
+        hparams = {"method": method} | {name: dataclasses.asdict(c) for name, c in configs.items()}
+        self.save_hyperparameters(hparams | {"seed": seed, "seeds": seed_list, "on_nonfinite": on_nonfinite})
         probe = self._make_env("train", 1, seed)
         self.horizon = int(probe.horizon)
         self.split_names: list[str] = list(probe.split_names)
@@ -157,15 +162,8 @@ class ContextualSAC(L.LightningModule):
         options = dict(cfg.options)
         if cfg.context_file is not None:
             options["context_file"] = cfg.context_file
-        return make_env(
-            cfg.name,
-            split,
-            num_envs=num_envs,
-            seed=seed,
-            contexts_per_split=cfg.contexts_per_split,
-            horizon=cfg.horizon,
-            **options,
-        )
+        sizes = {"num_envs": num_envs, "contexts_per_split": cfg.contexts_per_split, "horizon": cfg.horizon}
+        return make_env(cfg.name, split, seed=seed, **sizes, **options)
 
     def make_envs(self, split: str, num_envs: int | None = None, seed_offset: int = 0) -> SeedEnvs:
         """One env per seed on `split` (sub-env i in context i), seeded by the seed (+ offset)."""
@@ -188,17 +186,9 @@ class ContextualSAC(L.LightningModule):
         capacity = self.replay_capacity()
         if self._resume is not None:  # a resumed run keeps its replay, even if its budget changed
             capacity = self._resume["collector"]["replay"]["capacity"]
-        replay = EpisodeReplay(
-            self.seeds,
-            envs.num_envs,
-            capacity,
-            self.spec.window,
-            self.horizon,
-            envs.obs_dim,
-            envs.action_dim,
-            envs.context_dim,
-            device=device,
-        )
+        dims = (envs.obs_dim, envs.action_dim, envs.context_dim)
+        window = self.spec.window
+        replay = EpisodeReplay(self.seeds, envs.num_envs, capacity, window, self.horizon, *dims, device=device)
         self.collector = Collector(
             self.agent, envs, replay, self.spec.window, self.protocol.random_steps, self.protocol.warm_up
         )
@@ -297,18 +287,13 @@ class ContextualSAC(L.LightningModule):
     def untouched_randomness(self) -> Iterator[None]:
         """For diagnostics: restore the agent's and the replay's random streams afterwards, so that a
         callback that samples batches or embeds windows does not change the training run."""
-        saved = [(stream, copy.deepcopy(stream.state_dict())) for stream in self._streams()]
+        streams = [self.agent.rng] + ([self.collector.replay.rng] if self.collector is not None else [])
+        saved = [(stream, copy.deepcopy(stream.state_dict())) for stream in streams]
         try:
             yield
         finally:
             for stream, state in saved:
                 stream.load_state_dict(state)
-
-    def _streams(self) -> list[torch.nn.Module]:
-        streams = [self.agent.rng]
-        if self.collector is not None:
-            streams.append(self.collector.replay.rng)
-        return streams
 
     def set_p_mask(self, p: float) -> None:
         """The masking probability of training-mode encoder passes (the `MaskingSchedule` callback)."""
