@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from tensordict import TensorDict, TensorDictBase
-from torchrl.data import Bounded, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
 from lit_dmash.envs.simulators import Simulator, SimulatorError
+from lit_dmash.envs.specs import set_contextual_specs
 
 if TYPE_CHECKING:
     from lit_dmash.render import MujocoCamera
@@ -41,27 +41,13 @@ class BatchedSimEnv(EnvBase):
         self._sims = list(sims)
         self.horizon = horizon
         self.obs_dim, self.action_dim = sims[0].obs_dim, sims[0].action_dim
-        self._make_specs(num_envs, context_dim)
+        set_contextual_specs(self, num_envs, context_dim)
         self._obs = np.zeros((num_envs, self.obs_dim))
         self._next_obs = np.zeros_like(self._obs)  # written by the simulators, then swapped in
         self._context = torch.zeros(num_envs, context_dim)
         self._t = np.zeros(num_envs, dtype=np.int64)
         self.sim_failures = 0
         self._cameras: dict[tuple[int, int, int, int], MujocoCamera] = {}  # built by `render` on first use
-
-    def _make_specs(self, n: int, context_dim: int) -> None:
-        self.observation_spec = Composite(
-            observation=Unbounded(shape=(n, self.obs_dim), device=self.device),
-            context=Unbounded(shape=(n, context_dim), device=self.device),
-            shape=(n,),
-            device=self.device,
-        )
-        self.action_spec = Bounded(low=-1.0, high=1.0, shape=(n, self.action_dim), device=self.device)
-        self.reward_spec = Unbounded(shape=(n, 1), device=self.device)
-        done = Categorical(2, shape=(n, 1), dtype=torch.bool, device=self.device)
-        self.done_spec = Composite(
-            done=done, terminated=done.clone(), truncated=done.clone(), shape=(n,), device=self.device
-        )
 
     @property
     def context(self) -> torch.Tensor:

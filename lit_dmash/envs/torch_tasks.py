@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 import torch
 from tensordict import TensorDict, TensorDictBase
-from torchrl.data import Bounded, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
+from lit_dmash.envs.specs import set_contextual_specs
 from lit_dmash.envs.task_contexts import SPLITS, TaskSpec
 
 _DT32 = torch.tensor(0.1, dtype=torch.float32)  # the authors' dt as float32 arrays see it
@@ -78,22 +78,8 @@ class TorchTaskEnv(EnvBase):
         self._bank = torch.zeros(0, self.start_dim, dtype=self.start_dtype, device=self.device)
         self._bank_first = 0  # episode index of the bank's first row
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        self._make_specs(num_envs, len(self.context_names))
+        set_contextual_specs(self, num_envs, len(self.context_names))
         self._setup()
-
-    def _make_specs(self, n: int, context_dim: int) -> None:
-        self.observation_spec = Composite(
-            observation=Unbounded(shape=(n, self.obs_dim), device=self.device),
-            context=Unbounded(shape=(n, context_dim), device=self.device),
-            shape=(n,),
-            device=self.device,
-        )
-        self.action_spec = Bounded(low=-1.0, high=1.0, shape=(n, self.action_dim), device=self.device)
-        self.reward_spec = Unbounded(shape=(n, 1), device=self.device)
-        done = Categorical(2, shape=(n, 1), dtype=torch.bool, device=self.device)
-        self.done_spec = Composite(
-            done=done, terminated=done.clone(), truncated=done.clone(), shape=(n,), device=self.device
-        )
 
     # ----------------------------------------------------------------- task hooks
     def _setup(self) -> None:

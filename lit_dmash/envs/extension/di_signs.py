@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import torch
 from tensordict import TensorDict, TensorDictBase
-from torchrl.data import Bounded, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
 from lit_dmash.envs.extension.contexts import ContextSampler, ContextSpace
+from lit_dmash.envs.specs import set_contextual_specs
 from lit_dmash.errors import ConfigError, check_positive
 
 
@@ -73,27 +73,12 @@ class DISignsEnv(EnvBase):
         self._split = context_space.split(split)
         self.dims = context_space.num_actuators
         self.dt, self.gain, self.horizon, self.arena, self.action_cost = dt, gain, horizon, arena, action_cost
-        self._make_specs(num_envs)
+        set_contextual_specs(self, num_envs, self.context_space.dim, 2 * self.dims, self.dims)
         self._pos = torch.zeros(num_envs, self.dims, device=self.device)
         self._vel = torch.zeros_like(self._pos)
         self._context = torch.zeros(num_envs, context_space.dim, device=self.device)
         self._t = torch.zeros(num_envs, dtype=torch.long, device=self.device)
         self._set_seed(seed)
-
-    def _make_specs(self, n: int) -> None:
-        shape = (n,)
-        self.observation_spec = Composite(
-            observation=Unbounded(shape=(n, 2 * self.dims), device=self.device),
-            context=Unbounded(shape=(n, self.context_space.dim), device=self.device),
-            shape=shape,
-            device=self.device,
-        )
-        self.action_spec = Bounded(low=-1.0, high=1.0, shape=(n, self.dims), device=self.device)
-        self.reward_spec = Unbounded(shape=(n, 1), device=self.device)
-        done = Categorical(2, shape=(n, 1), dtype=torch.bool, device=self.device)
-        self.done_spec = Composite(
-            done=done, terminated=done.clone(), truncated=done.clone(), shape=shape, device=self.device
-        )
 
     @property
     def split_names(self) -> list[str]:
