@@ -125,7 +125,7 @@ def test_tiny_grid_runs_resumes_and_aggregates(tmp_path, batched_fit):
 
     # A second call finds every job finished and trains nothing.
     logs_before = {p: p.read_text() for p in out.glob("*/*/fit.log")}
-    second = _grid("-c", grid_file)
+    second = _grid("-c", grid_file, "--no-aggregate")  # aggregation was checked above
     assert second.returncode == 0
     assert "2 already finished, 0 to run" in second.stdout
     assert {p: p.read_text() for p in out.glob("*/*/fit.log")} == logs_before
@@ -135,7 +135,7 @@ def test_tiny_grid_runs_resumes_and_aggregates(tmp_path, batched_fit):
     job = out / "di" / "dmash"
     for done in job.glob("**/done.json"):
         done.unlink()
-    third = _grid("-c", _grid_file(tmp_path, args=[*TINY_ARGS, "--model.protocol.total_steps=10"]))
+    third = _grid("-c", _grid_file(tmp_path, args=[*TINY_ARGS, "--model.protocol.total_steps=10"]), "--no-aggregate")
     assert third.returncode == 0, third.stdout[-2000:] + third.stderr[-2000:]
     assert "1 already finished, 1 to run" in third.stdout
     assert "--ckpt_path=last" in (job / "fit.log").read_text()
