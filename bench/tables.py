@@ -33,8 +33,8 @@ def env_throughput(path: Path) -> str:
 
 def switches(folders: list[Path], method: str, tasks: list[str]) -> str:
     """AER of one method per zero-shot output folder (one protocol variant each): mean and IQM [95 % CI]."""
-    lines = ["| variant | fit args | " + " | ".join(f"{t} {s}" for t in tasks for s in ("train", "eval_in", "eval_out"))]
-    lines[0] += " |"
+    columns = [f"{t} {s}" for t in tasks for s in ("train", "eval_in", "eval_out")]
+    lines = ["| variant | fit args | " + " | ".join(columns) + " |"]
     lines.append("|---|---|" + "---|" * (3 * len(tasks)))
     for folder in folders:
         meta = json.loads((folder / "meta.json").read_text())
