@@ -15,10 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 
 # The quickstart at tiny sizes: 4 contexts, 12-step episodes, window 6, 11 updates after 24 random steps.
-TINY_CLI = [
-    "--trainer.enable_progress_bar=false",
-    "--trainer.enable_model_summary=false",
-    "--trainer.log_every_n_steps=5",
+TINY_ARGS = [  # the quickstart at tiny sizes; the grid tests pass these to every job
     "--model.env.num_envs=4",
     "--model.env.contexts_per_split=4",
     "--model.env.horizon=12",
@@ -30,6 +27,12 @@ TINY_CLI = [
     "--model.sac.batch_size=16",
     "--trainer.callbacks.init_args.every_n_updates=8",  # the quickstart's ZeroShotEvaluation
     "--trainer.callbacks.init_args.episodes=2",
+]
+TINY_CLI = [
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+    "--trainer.log_every_n_steps=5",
+    *TINY_ARGS,
 ]
 
 

@@ -16,26 +16,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, TINY_ARGS
 
 from lit_dmash import grid
 from lit_dmash.errors import ConfigError
 from lit_dmash.grid import GridSpec, Job, seed_dirs
 from lit_dmash.launchers import Progress
 
-TINY_ARGS = [  # the quickstart at tiny sizes (tests/conftest.py's TINY_CLI)
-    "--model.env.num_envs=4",
-    "--model.env.contexts_per_split=4",
-    "--model.env.horizon=12",
-    "--model.context.window=6",
-    "--model.context.hypernet_hidden=[16,16]",
-    "--model.protocol.random_steps=24",
-    "--model.protocol.total_steps=10",
-    "--model.sac.hidden_dims=[16,16]",
-    "--model.sac.batch_size=16",
-    "--trainer.callbacks.init_args.every_n_updates=8",
-    "--trainer.callbacks.init_args.episodes=2",
-]
 PAPER_TASKS = "di di_friction ode cartpole ball_in_cup walker cheetah reacher_easy reacher_hard walker_gym hopper_gym"
 PAPER_METHODS = "dr concat da dma dma_pearl dma_star dmash"
 FIT = [sys.executable, "-m", "lit_dmash", "fit"]
