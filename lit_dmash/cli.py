@@ -27,6 +27,7 @@ from lit_dmash.agent.update import NonFiniteError
 from lit_dmash.checkpointing import AtomicCheckpointIO, CheckpointError, latest_last_checkpoint
 from lit_dmash.errors import ConfigError
 from lit_dmash.module import ContextualSAC
+from lit_dmash.runtime import configure_process
 
 TRAINER_DEFAULTS = {
     "max_epochs": -1,  # one endless epoch; the module stops after protocol.total_steps
@@ -85,21 +86,8 @@ class LitDmashCLI(LightningCLI):
         return trainer
 
 
-def _set_threads() -> None:
-    """One torch thread unless OMP_NUM_THREADS says otherwise.
-
-    An update of these small networks is latency-bound; a second thread buys little and, beside
-    any other busy process on a 2-core machine, made updates 10x slower (55 ms -> 650 ms measured
-    for a 64-wide DMA*-SH update). Grids run one process per core.
-    """
-    if "OMP_NUM_THREADS" not in os.environ:
-        import torch
-
-        torch.set_num_threads(1)
-
-
 def main(args: list[str] | None = None) -> None:
-    _set_threads()
+    configure_process()
     try:
         LitDmashCLI(
             ContextualSAC,

@@ -255,7 +255,8 @@ class ContextualSAC(L.LightningModule):
 
     def sample_batch(self) -> Batch:
         """A training batch: `sac.batch_size // env.num_envs` windows from every sub-env, per seed."""
-        return self.collector.replay.sample(self.sac_cfg.batch_size // self.env_cfg.num_envs)
+        per_env = self.sac_cfg.batch_size // self.env_cfg.num_envs
+        return self.collector.replay.sample(per_env, windows=self.agent.encoder is not None)
 
     def _update(self, optimizers: Optimizers, t: int) -> None:
         batch = self.sample_batch()

@@ -15,6 +15,7 @@ import torch
 from lit_dmash.config import ContextConfig, EnvConfig, ProtocolConfig, SACConfig
 from lit_dmash.methods import METHODS
 from lit_dmash.module import ContextualSAC
+from lit_dmash.nets.ensemble import EnsembleLinear
 
 REFERENCE = Path(__file__).resolve().parent / "data" / "reference_weights.pt"
 CASES = [(method, "di") for method in sorted(METHODS)] + [("dmash", "ode"), ("dma_star", "ode"), ("da", "ode")]
@@ -23,7 +24,7 @@ SEEDS = (0, 3)  # two seeds in one batch: the stacked path
 
 def fit_weights(method: str, task: str, root: Path) -> torch.Tensor:
     """The agent's floating-point state after a fixed-seed tiny fit (7 updates), as one vector in
-    state-dict order."""
+    state-dict order with every linear weight laid out `[out, in]`."""
     L.seed_everything(0, verbose=False)
     module = ContextualSAC(
         method=method,
@@ -42,7 +43,11 @@ def fit_weights(method: str, task: str, root: Path) -> torch.Tensor:
         enable_model_summary=False,
     )
     trainer.fit(module)
-    return torch.cat([v.reshape(-1) for v in module.agent.state_dict().values() if v.is_floating_point()])
+    state = module.agent.state_dict()
+    for name, layer in module.agent.named_modules():  # layout-independent: every weight as [out, in]
+        if isinstance(layer, EnsembleLinear) and layer.transposed:
+            state[f"{name}.weight"] = state[f"{name}.weight"].transpose(-1, -2)
+    return torch.cat([v.reshape(-1) for v in state.values() if v.is_floating_point()])
 
 
 if __name__ == "__main__":

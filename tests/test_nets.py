@@ -202,3 +202,52 @@ def test_our_adapters_start_at_the_identity(kind):
     init_members(hyper, [0])
     h = torch.randn(1, 3, 8)
     torch.testing.assert_close(spec.apply(h, hyper(torch.randn(1, 3, 4))), h)
+
+
+def test_transposed_linear_loads_a_checkpoint_of_the_old_layout(tmp_path):
+    """A state dict saved when every weight was `[out, in]` (version 1) loads into `[in, out]` storage."""
+    layer = EnsembleLinear((2,), 3, 5, transposed=True)
+    init_members(layer, [0, 1])
+    old = layer.state_dict()
+    old["weight"] = old["weight"].transpose(-1, -2).contiguous()
+    old._metadata[""]["version"] = 1
+    torch.save(old, tmp_path / "old.pt")
+    fresh = EnsembleLinear((2,), 3, 5, transposed=True)
+    fresh.load_state_dict(torch.load(tmp_path / "old.pt", weights_only=True))
+    assert torch.equal(fresh.weight, layer.weight)
+    x = torch.randn(2, 4, 3)
+    torch.testing.assert_close(fresh(x), layer(x))
+
+
+@pytest.mark.parametrize("kind", ["bottleneck", "scale_shift", "lowrank", "full"])
+@pytest.mark.parametrize("twins", [False, True])
+def test_grouped_adapter_equals_the_per_sample_form(kind, twins):
+    """Weights shared by blocks of consecutive samples (a context per sub-env) give the per-sample result."""
+    spec = AdapterSpec(kind, width=8, rank=2)
+    groups, size = 3, 4
+    params = torch.randn(2, *([2] if twins else []), groups, spec.num_params)
+    h = torch.randn(2, *([2] if twins else []), groups * size, 8)
+    per_sample = spec.apply(h, params.repeat_interleave(size, dim=-2))
+    torch.testing.assert_close(spec.apply_grouped(h, params, size), per_sample)
+
+
+def test_subsets_are_the_smallest_uniforms_in_order_ties_by_index():
+    """`subsets` is `uniform(...).argsort()[..., :k]` of the same draw, ties broken by slot index."""
+    rng, twin = SeedRandom([3, 8]), SeedRandom([3, 8])
+    picks = rng.subsets((50,), size=40, k=9)
+    noise = twin.uniform((50, 40))
+    keys = noise.double() + torch.arange(40) * 2.0**-32  # uniforms are 2**-24 apart: ties go by index
+    torch.testing.assert_close(picks, keys.argsort(dim=-1)[..., :9], rtol=0, atol=0)
+
+
+def test_slot_gather_reads_strided_windows_like_plain_indexing():
+    from lit_dmash.nets.encoder import _gather_slots
+
+    full = torch.randn(2, 5, 9, 3)
+    window = full[..., 1:, :]  # a training window: a slice of the replay's K + 1 slots
+    slots = torch.randint(0, 8, (2, 5, 4))
+    expected = torch.stack([torch.stack([window[s, b, slots[s, b]] for b in range(5)]) for s in range(2)])
+    assert torch.equal(_gather_slots(window, slots), expected)
+    assert torch.equal(_gather_slots(window.contiguous(), slots), expected)
+    fixed = torch.tensor([0, 3, 7]).view(1, 1, 3)
+    assert torch.equal(_gather_slots(window, fixed), window[:, :, [0, 3, 7]])

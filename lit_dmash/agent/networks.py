@@ -54,9 +54,10 @@ class Trunk(nn.Module):
         widths = [in_dim + cond.concat_dim, *hidden]
         self.layers = nn.ModuleList(EnsembleLinear(prefix, a, b) for a, b in itertools.pairwise(widths))
         self.cond = cond
-        self.hypernet = (
-            HyperNetwork(prefix, cond.hypernet_in, cond.hypernet_hidden, cond.adapter) if cond.owns_hypernet else None
-        )
+        self.hypernet = None
+        if cond.owns_hypernet:
+            hidden_widths = cond.hypernet_hidden
+            self.hypernet = HyperNetwork(prefix, cond.hypernet_in, hidden_widths, cond.adapter, cond.repeated_inputs)
 
     @property
     def width(self) -> int:
@@ -73,10 +74,11 @@ class Trunk(nn.Module):
         hypernetwork, that hypernetwork's input (`z` or the true context).
         """
         factorised = self._factorised(x)
+        group = 0
         if self.hypernet is not None and factorised:
             adapter = self.hypernet.hidden(adapter)
         elif self.hypernet is not None:
-            adapter = self._generate(adapter)
+            adapter, group = self._generate(adapter)
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             x = layer(x)
@@ -84,6 +86,8 @@ class Trunk(nn.Module):
                 if factorised:
                     out = self.hypernet.out
                     x = self.cond.adapter.apply_factorised(x, adapter, out.weight, out.bias)
+                elif group > 1:
+                    x = self.cond.adapter.apply_grouped(x, adapter, group)
                 else:
                     x = self.cond.adapter.apply(x, adapter)
             x = torch.relu(x)
@@ -96,22 +100,40 @@ class Trunk(nn.Module):
         own = self.hypernet is not None and cond.adapter.kind == "bottleneck" and not cond.repeated_inputs
         return own and torch.is_grad_enabled() and len(self.hypernet.prefix) == 1
 
-    def _generate(self, source: torch.Tensor) -> torch.Tensor:
-        """Per-sample adapter weights; a repeated input (a context shared by many samples) is generated once.
+    def _generate(self, source: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Adapter weights and the block size `g` they hold: one set per sample (`g = 0`), or one per
+        block of `g` consecutive samples that share their input.
 
-        A batch holds 12 samples of each of 20 contexts: the hypernetwork runs on the 20 distinct rows
-        and the result is gathered back (gradients sum through the gather), the same function at 1/12
-        of the cost. Rows are compared on seed 0; when the seeds' contexts differ (ode_k), no dedupe.
+        A repeated input (a context shared by many samples) is generated once: a batch holds 12
+        samples of each of 20 contexts, so the hypernetwork runs on the 20 distinct rows (gradients
+        sum through the gather), the same function at 1/12 of the cost; and since the batch is
+        stratified (each sub-env's samples consecutive), the weights stay one per block for
+        `AdapterSpec.apply_grouped`. Rows are compared on seed 0; when the seeds' contexts differ
+        (ode_k), no dedupe.
         """
         if not self.cond.repeated_inputs:
-            return self.hypernet(source)
+            return self.hypernet(source), 0
         lead = source.shape[:-2]
         rows = source.reshape(-1, *source.shape[-2:])
         unique, inverse = torch.unique(rows[0], dim=0, return_inverse=True)
         if not torch.equal(rows, unique[inverse].expand_as(rows)):
-            return self.hypernet(source)
+            return self.hypernet(source), 0
         params = self.hypernet(unique.expand(*lead, *unique.shape))
-        return params.index_select(-2, inverse)
+        block = _block_size(inverse)
+        if block > 1:
+            return params.index_select(-2, inverse[::block]), block
+        return params.index_select(-2, inverse), 0
+
+
+def _block_size(labels: torch.Tensor) -> int:
+    """`g` if `labels` is made of consecutive runs of `g` equal values (runs may repeat), else 1."""
+    size = labels.numel()
+    changes = (labels[1:] != labels[:-1]).nonzero()
+    block = int(changes[0]) + 1 if changes.numel() else size
+    if block == 1 or size % block:
+        return 1
+    blocks = labels.view(-1, block)
+    return block if torch.equal(blocks, blocks[:, :1].expand_as(blocks)) else 1
 
 
 def _join(*parts: torch.Tensor | None) -> torch.Tensor:

@@ -41,7 +41,8 @@ class Batch:
     """Sampled windows and their last transitions; every tensor is `[S, B, ...]`.
 
     `obs`, `action`, `next_obs`: `[S, B, K + 1, d]`, slots t-K..t of the episode; the transition
-    learned from is the last slot. The authors' training window is slots 1..K (it includes the
+    learned from is the last slot (for an agent without an encoder, `[S, B, 1, d]`: that slot
+    only). The authors' training window is slots 1..K (it includes the
     transition); the leak-free one is 0..K-1.
     """
 

@@ -95,8 +95,12 @@ class EpisodeReplay:
         self.current = (self.current + 1) % self.capacity
         self.position = self.window
 
-    def sample(self, per_env: int) -> Batch:
-        """`per_env` windows from every sub-env of every seed: `Batch` of `[S, n * per_env, ...]`."""
+    def sample(self, per_env: int, windows: bool = True) -> Batch:
+        """`per_env` windows from every sub-env of every seed: `Batch` of `[S, n * per_env, ...]`.
+
+        `windows=False` (an agent without an encoder): only the sampled transition itself, a
+        window of one slot, so no K-slot window is copied out of the replay for nothing.
+        """
         count = self.num_episodes
         if count == 0:
             raise RuntimeError("no complete episode to sample from yet")
@@ -104,7 +108,7 @@ class EpisodeReplay:
         pick = self.rng.integers(count, (envs, per_env))  # [S, n, m]
         slot = pick if self.complete < self.capacity else (self.current + 1 + pick) % self.capacity
         last = self.window + self.rng.integers(self.lengths[slot], (envs, per_env))
-        offsets = torch.arange(-self.window, 1, device=self.device)
+        offsets = torch.arange(-self.window if windows else 0, 1, device=self.device)
         s = torch.arange(seeds, device=self.device).view(seeds, 1, 1, 1)
         c = torch.arange(envs, device=self.device).view(1, envs, 1, 1)
         e, t = slot.unsqueeze(-1), last.unsqueeze(-1) + offsets

@@ -79,6 +79,36 @@ class AdapterSpec:
         weight, shift = params.split([d * d, d], dim=-1)
         return h + torch.matmul(weight.unflatten(-1, (d, d)), h.unsqueeze(-1)).squeeze(-1) + shift
 
+    def apply_grouped(self, h: torch.Tensor, params: torch.Tensor, group: int) -> torch.Tensor:
+        """`apply` when consecutive blocks of `group` samples share their weights.
+
+        `h [S, (T,) G * group, d]`, `params [S, (T,) G, P]`: one set of weights per block (a batch of
+        12 samples from each of 20 contexts, each context's adapter generated once). Each block's
+        matrices are read once for its `group` rows instead of being copied out per sample: the same
+        function as `apply(h, params.repeat_interleave(group, -2))`, at a fraction of the memory
+        traffic.
+        """
+        d, r = self.width, self.rank
+        x = h.unflatten(-2, (-1, group))  # [..., G, group, d]
+        if params.dim() < h.dim():
+            params = params.unsqueeze(1)
+        p = params.unsqueeze(-2)  # [..., G, 1, P]
+        if self.kind == "bottleneck":
+            w1t, b1, w2, b2 = params.split([d * r, r, d * r, d], dim=-1)
+            hidden = torch.relu(torch.matmul(x, w1t.unflatten(-1, (d, r))) + b1.unsqueeze(-2))
+            out = x + torch.matmul(hidden, w2.unflatten(-1, (d, r)).mT) + b2.unsqueeze(-2)
+        elif self.kind == "scale_shift":
+            gain, shift = p.split([d, d], dim=-1)
+            out = torch.addcmul(shift, x, 1 + gain)
+        elif self.kind == "lowrank":
+            u, v, shift = params.split([d * r, d * r, d], dim=-1)
+            projected = torch.matmul(x, v.unflatten(-1, (d, r)))
+            out = x + torch.matmul(projected, u.unflatten(-1, (d, r)).mT) + shift.unsqueeze(-2)
+        else:
+            weight, shift = params.split([d * d, d], dim=-1)
+            out = x + torch.matmul(x, weight.unflatten(-1, (d, d)).mT) + shift.unsqueeze(-2)
+        return out.flatten(-3, -2)
+
     def apply_factorised(
         self, h: torch.Tensor, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     ) -> torch.Tensor:
@@ -130,12 +160,21 @@ class HyperNetwork(EnsembleModule):
     (size-1 dims broadcast) give `[*prefix, B, spec.num_params]`.
     """
 
-    def __init__(self, prefix: Sequence[int], in_features: int, hidden: Sequence[int], spec: AdapterSpec) -> None:
+    def __init__(
+        self,
+        prefix: Sequence[int],
+        in_features: int,
+        hidden: Sequence[int],
+        spec: AdapterSpec,
+        few_inputs: bool = False,
+    ) -> None:
+        """`few_inputs`: the input repeats across the batch (a true context), so the output layer runs on a
+        few distinct rows and is stored `[in, out]` (`EnsembleLinear(transposed=True)`)."""
         super().__init__()
         self.prefix, self.spec = tuple(prefix), spec
         widths = [in_features, *hidden]
         self.layers = nn.ModuleList(EnsembleLinear(self.prefix, a, b) for a, b in itertools.pairwise(widths))
-        self.out = EnsembleLinear(self.prefix, widths[-1], spec.num_params)
+        self.out = EnsembleLinear(self.prefix, widths[-1], spec.num_params, transposed=few_inputs)
 
     def init_member(self, index: int, generator: torch.Generator) -> None:
         # The layers init themselves (they are EnsembleModules too); only our adapters start at zero.

@@ -162,6 +162,21 @@ class ContextEncoder(nn.Module):
 
 
 def _gather_slots(x: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
-    """`x [S, B, K, d]`, `slots [S|1, B|1, k]` -> `[S, B, k, d]`."""
-    index = slots.unsqueeze(-1).expand(*x.shape[:-2], slots.shape[-1], x.shape[-1])
-    return torch.gather(x, -2, index)
+    """`x [S, B, K, d]`, `slots [S|1, B|1, k]` -> `[S, B, k, d]`.
+
+    Whole d-vectors are copied by advanced indexing (or `index_select` for the shared evaluation
+    slots): `torch.gather` with an index expanded over d was 2-4x slower on the CPU.
+    """
+    if slots.shape[0] == 1 and slots.shape[1] == 1:
+        return x.index_select(-2, slots.reshape(-1))
+    seeds, batch, _, dim = x.shape
+    s = torch.arange(seeds, device=x.device).view(seeds, 1, 1)
+    b = torch.arange(batch, device=x.device).view(1, batch, 1)
+    strides, offset = x.stride(), x.storage_offset()
+    if strides[-1] == 1 and all(st % dim == 0 for st in (*strides[:-1], offset)):
+        # x's d-vectors are rows of its storage (a window is a slice of the replay's K + 1 slots):
+        # one `index_select` of those rows, without first copying the slice.
+        rows = torch.as_strided(x, (x.untyped_storage().nbytes() // x.element_size() // dim, dim), (dim, 1), 0)
+        index = (offset + s * strides[0] + b * strides[1] + slots * strides[2]) // dim
+        return rows.index_select(0, index.reshape(-1)).view(seeds, batch, -1, dim)
+    return x[s, b, slots]

@@ -40,37 +40,67 @@ def _flat(x: torch.Tensor, prefix: tuple[int, ...]) -> tuple[torch.Tensor, tuple
 
 
 class EnsembleLinear(EnsembleModule):
-    """`prod(prefix)` independent `nn.Linear(in_features, out_features)` layers, one `baddbmm`."""
+    """`prod(prefix)` independent `nn.Linear(in_features, out_features)` layers, one `baddbmm`.
 
-    def __init__(self, prefix: Sequence[int], in_features: int, out_features: int, bias: bool = True) -> None:
+    `weight` is `[*prefix, out, in]` as `nn.Linear`'s, or with `transposed=True` `[*prefix, in, out]`.
+    The transposed layout is for a wide output computed from few rows (a hypernetwork fed 20 true
+    contexts, 64 -> 16,672): autograd then writes the weight gradient `x^T g` in place, where the
+    `[out, in]` layout makes it transpose-copy 4 MB per member (12.7 -> 7.3 ms forward + backward
+    for the twin critics' hypernetworks). For 240-row layers the `[out, in]` layout measured as
+    fast or faster (a 16,672-wide generation from 240 rows: 83 vs 95 ms per DMA*-SH update).
+    Checkpoints that stored a transposed layer as `[out, in]` (state-dict version 1) are
+    transposed on load.
+    """
+
+    _version = 2  # 1: every weight [*prefix, out, in]
+
+    def __init__(
+        self, prefix: Sequence[int], in_features: int, out_features: int, bias: bool = True, transposed: bool = False
+    ) -> None:
         super().__init__()
-        self.prefix = tuple(prefix)
+        self.prefix, self.transposed = tuple(prefix), transposed
         self.in_features, self.out_features = in_features, out_features
-        self.weight = nn.Parameter(torch.empty(*self.prefix, out_features, in_features))
+        shape = (in_features, out_features) if transposed else (out_features, in_features)
+        self.weight = nn.Parameter(torch.empty(*self.prefix, *shape))
         self.bias = nn.Parameter(torch.empty(*self.prefix, out_features)) if bias else None
 
     def init_member(self, index: int, generator: torch.Generator) -> None:
-        # nn.Linear.reset_parameters: kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(fan_in)), then the bias.
+        # nn.Linear.reset_parameters: kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(fan_in)), then the bias,
+        # drawn in nn.Linear's [out, in] order whatever the layout.
         bound = 1.0 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
         with torch.no_grad():
-            weights = self.weight[index].reshape(-1, self.out_features, self.in_features)
+            weights = self.weight[index].reshape(-1, *self.weight.shape[-2:])
             biases = self.bias[index].reshape(-1, self.out_features) if self.bias is not None else None
             for member in range(weights.shape[0]):
-                weights[member].uniform_(-bound, bound, generator=generator)
+                drawn = torch.empty(self.out_features, self.in_features, device=weights.device)
+                drawn.uniform_(-bound, bound, generator=generator)
+                weights[member].copy_(drawn.T if self.transposed else drawn)
                 if biases is not None:
                     biases[member].uniform_(-bound, bound, generator=generator)
 
+    def matrix(self) -> torch.Tensor:
+        """The weights as `[members, in, out]` (a view)."""
+        if self.transposed:
+            return self.weight.reshape(-1, self.in_features, self.out_features)
+        return self.weight.reshape(-1, self.out_features, self.in_features).mT
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat, mid = _flat(x, self.prefix)
-        weight = self.weight.reshape(-1, self.out_features, self.in_features)
         if self.bias is None:
-            out = torch.bmm(flat, weight.mT)
+            out = torch.bmm(flat, self.matrix())
         else:
-            out = torch.baddbmm(self.bias.reshape(-1, 1, self.out_features), flat, weight.mT)
+            out = torch.baddbmm(self.bias.reshape(-1, 1, self.out_features), flat, self.matrix())
         return out.reshape(*self.prefix, *mid, self.out_features)
 
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs) -> None:
+        key = prefix + "weight"
+        if self.transposed and local_metadata.get("version", 1) < 2 and key in state_dict:
+            state_dict[key] = state_dict[key].transpose(-1, -2).contiguous()
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+
     def extra_repr(self) -> str:
-        return f"prefix={self.prefix}, in={self.in_features}, out={self.out_features}, bias={self.bias is not None}"
+        sizes = f"prefix={self.prefix}, in={self.in_features}, out={self.out_features}"
+        return f"{sizes}, bias={self.bias is not None}" + (", transposed" if self.transposed else "")
 
 
 class EnsembleLayerNorm(EnsembleModule):
@@ -96,9 +126,10 @@ class EnsembleLayerNorm(EnsembleModule):
 class EnsembleLSTM(EnsembleModule):
     """A one-layer unidirectional `nn.LSTM` per member; returns the final hidden state only.
 
-    Written out (gates i, f, g, o as PyTorch orders them) because `nn.LSTM` takes one weight
-    set: the input projection of all steps is one batched product, then one small product per
-    step. Equal to `nn.LSTM` with the same weights (tested).
+    Each member runs PyTorch's own LSTM kernel (`torch.lstm`, what `nn.LSTM` calls) on its slice of
+    the stacked weights: its C++ step loop and backward are 2x (forward) to 3x (backward) faster
+    than the same recurrence written with tensor ops in Python, at one call per member. Equal to
+    `nn.LSTM` with the same weights (tested).
     """
 
     def __init__(self, prefix: Sequence[int], input_size: int, hidden_size: int) -> None:
@@ -120,20 +151,18 @@ class EnsembleLSTM(EnsembleModule):
         """`x [*prefix, B, T, input]` -> final hidden state `[*prefix, B, hidden]` (zero initial state)."""
         lead = len(self.prefix)
         members = math.prod(self.prefix)
-        batch, steps = x.shape[lead], x.shape[lead + 1]
-        flat = x.expand(*self.prefix, *x.shape[lead:]).reshape(members, batch * steps, self.input_size)
-        w_ih = self.weight_ih.reshape(members, -1, self.input_size)
-        w_hh = self.weight_hh.reshape(members, -1, self.hidden_size)
-        bias = (self.bias_ih + self.bias_hh).reshape(members, 1, -1)
-        projected = torch.baddbmm(bias, flat, w_ih.mT).reshape(members, batch, steps, -1)
-        h = x.new_zeros(members, batch, self.hidden_size)
-        c = torch.zeros_like(h)
-        for t in range(steps):
-            gates = torch.baddbmm(projected[:, :, t], h, w_hh.mT)
-            i, f, g, o = gates.chunk(4, dim=-1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
-        return h.reshape(*self.prefix, batch, self.hidden_size)
+        batch = x.shape[lead]
+        flat = x.expand(*self.prefix, *x.shape[lead:]).reshape(members, batch, -1, self.input_size)
+        weights = [
+            p.reshape(members, *p.shape[lead:]) for p in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        ]
+        zeros = x.new_zeros(1, batch, self.hidden_size)
+        finals = []
+        for m in range(members):
+            # (input, (h0, c0), params, has_biases, num_layers, dropout, train, bidirectional, batch_first)
+            _, h, _ = torch.lstm(flat[m], (zeros, zeros), [w[m] for w in weights], True, 1, 0.0, False, False, True)
+            finals.append(h[0])
+        return torch.stack(finals).reshape(*self.prefix, batch, self.hidden_size)
 
 
 def init_members(module: nn.Module, seeds: Sequence[int], offset: int = 0) -> None:

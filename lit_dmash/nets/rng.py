@@ -53,6 +53,9 @@ class SeedRandom(nn.Module):
         keys = mix32(keys ^ mix32(torch.full_like(keys, stream & _MASK32)))
         self.register_buffer("keys", keys)
         self.register_buffer("counter", torch.zeros((), dtype=torch.int64))
+        # mix32(0..n-1) per (n, device): half of every draw's integer work, the same for every draw
+        # of n numbers. A plain dict, not a buffer: derived, never saved.
+        self._hashed_index: dict[tuple[int, torch.device], torch.Tensor] = {}
 
     @property
     def num_seeds(self) -> int:
@@ -63,10 +66,17 @@ class SeedRandom(nn.Module):
         shape = tuple(shape)
         count = math.prod(shape)
         base = mix32(self.keys ^ mix32(self.counter & _MASK32))  # [S]
-        index = torch.arange(count, device=self.keys.device, dtype=torch.int64)
-        out = mix32(mix32(index).unsqueeze(0) ^ base.unsqueeze(1))
+        out = mix32(self._hashed(count).unsqueeze(0) ^ base.unsqueeze(1))
         self.counter.add_(1)
         return out.reshape(self.num_seeds, *shape)
+
+    def _hashed(self, count: int) -> torch.Tensor:
+        key = (count, self.keys.device)
+        hashed = self._hashed_index.get(key)
+        if hashed is None:
+            hashed = mix32(torch.arange(count, device=self.keys.device, dtype=torch.int64))
+            self._hashed_index[key] = hashed
+        return hashed
 
     def uniform(self, shape: Sequence[int]) -> torch.Tensor:
         """Uniform floats in the open interval (0, 1): `[S, *shape]`."""
@@ -84,9 +94,15 @@ class SeedRandom(nn.Module):
         return torch.minimum(value, torch.as_tensor(high, device=value.device) - 1)
 
     def subsets(self, shape: Sequence[int], size: int, k: int) -> torch.Tensor:
-        """For each of `[S, *shape]`, `k` distinct indices of `range(size)` in random order."""
-        noise = self.uniform((*shape, size))
-        return noise.argsort(dim=-1)[..., :k]
+        """For each of `[S, *shape]`, `k` distinct indices of `range(size)` in random order.
+
+        The indices of the `k` smallest of `size` uniforms (`uniform`'s 24 bits), smallest first,
+        equal uniforms ordered by index: `uniform(...).argsort()[..., :k]` with ties broken
+        deterministically, as a partial sort (`topk` on unique integer keys, ~3x faster).
+        """
+        bits = self.bits((*shape, size)) >> 8
+        keys = bits * size + torch.arange(size, device=bits.device)
+        return keys.topk(k, dim=-1, largest=False, sorted=True).indices
 
     def permutation(self, size: int) -> torch.Tensor:
         """One random permutation of `range(size)` per seed: `[S, size]`."""
