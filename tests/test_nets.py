@@ -22,6 +22,21 @@ def test_mix32_is_a_bijection_on_a_sample_and_stays_in_32_bits():
     assert y.unique().numel() == x.numel()
 
 
+def test_mix32_equals_lowbias32_on_python_integers():
+    """The definition, computed on unbounded integers, over the whole 32-bit range (the tensor version
+    relies on int64 products wrapping around)."""
+
+    def lowbias32(x: int) -> int:
+        x ^= x >> 16
+        x = (x * 0x7FEB352D) % 2**32
+        x ^= x >> 15
+        x = (x * 0x846CA68B) % 2**32
+        return x ^ (x >> 16)
+
+    x = torch.cat([torch.tensor([0, 1, 2**31, 2**32 - 1]), torch.randint(0, 2**32, (4000,), dtype=torch.int64)])
+    assert mix32(x).tolist() == [lowbias32(v) for v in x.tolist()]
+
+
 def test_seed_streams_do_not_depend_on_the_other_seeds():
     alone, stacked = SeedRandom([7]), SeedRandom([3, 7, 11])
     for shape in [(5,), (4, 3)]:

@@ -10,8 +10,8 @@ ops, with the counter a device tensor (`counter.add_(1)` is capturable). The sta
 tensors, so it checkpoints as plain tensors.
 
 The mixer is `lowbias32` (Wellons' hash prospector: two multiply-xorshift rounds on 32-bit words)
-in int64 arithmetic that never overflows (32-bit words, 16-bit split multiplies). Uniforms carry
-24 bits, the float32 mantissa.
+in int64 arithmetic on 32-bit words (a multiply keeps the low 32 bits of its wrapped product).
+Uniforms carry 24 bits, the float32 mantissa.
 """
 
 from __future__ import annotations
@@ -26,9 +26,13 @@ _MASK32 = 0xFFFFFFFF
 
 
 def _mul32(x: torch.Tensor, constant: int) -> torch.Tensor:
-    """`x * constant mod 2**32` for `x` in [0, 2**32), without int64 overflow."""
-    low, high = constant & 0xFFFF, constant >> 16
-    return (x * low + (((x * high) & 0xFFFF) << 16)) & _MASK32
+    """`x * constant mod 2**32` for `x` in [0, 2**32).
+
+    The int64 product of two 32-bit words can exceed 2**63; torch's int64 multiply wraps around
+    modulo 2**64 (two's complement), which leaves the low 32 bits exact (tested against Python
+    integers), so one multiply and one mask do it.
+    """
+    return (x * constant) & _MASK32
 
 
 def mix32(x: torch.Tensor) -> torch.Tensor:
