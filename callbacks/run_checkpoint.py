@@ -94,7 +94,7 @@ class RunCheckpoint(L.Callback):
         self._raise_if_interrupted()
 
     def save(self, trainer: L.Trainer, why: str) -> None:
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # the full state: optimisers, callbacks
         self._last_save = time.monotonic()
         rank_zero_info(f"lit-dmash: checkpoint ({why}) saved to {self.path}")
 

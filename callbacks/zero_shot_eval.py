@@ -73,8 +73,14 @@ class ZeroShotEvaluation(EveryNUpdates):
 
     def final_aer(self) -> dict[str, float]:
         """Seed-mean AER per split of the latest evaluation."""
-        latest = [entries[-1]["splits"] for entries in self.history.values()]
-        return {split: sum(s[split]["aer"] for s in latest) / len(latest) for split in latest[0]}
+        return self.aer_at(-1)["aer"]
+
+    def aer_at(self, index: int) -> dict:
+        """Evaluation `index` (0: the first, -1: the latest): `{"updates": u, "aer": {split: seed-mean AER}}`."""
+        entries = [history[index] for history in self.history.values()]
+        splits = entries[0]["splits"]
+        aer = {split: sum(e["splits"][split]["aer"] for e in entries) / len(entries) for split in splits}
+        return {"updates": entries[0]["updates"], "aer": aer}
 
     @rank_zero_only
     def run(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -17,12 +17,19 @@ from pathlib import Path
 
 os.environ.setdefault("RL_WARNINGS", "0")  # torchrl's C++-extension warning; nothing we use needs it
 
+from lit_dmash.console import quiet_known_noise  # noqa: E402  (before the imports that warn)
+
+quiet_known_noise()
+
 from jsonargparse import Namespace
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
+from callbacks.progress import TrainingProgress
 from callbacks.run_checkpoint import RunCheckpoint
+from callbacks.run_summary import RunSummary
 from lit_dmash.agent.update import NonFiniteError
 from lit_dmash.checkpointing import AtomicCheckpointIO, CheckpointError, latest_last_checkpoint
 from lit_dmash.errors import ConfigError
@@ -77,6 +84,14 @@ class LitDmashCLI(LightningCLI):
             )
 
     def instantiate_trainer(self, **kwargs):
+        # Every run gets the end-of-run summary and, unless the progress bar is off, a bar that knows
+        # the run's length; the user's own callbacks come first.
+        config = self.config_init[self.subcommand]["trainer"] if self.subcommand else self.config_init["trainer"]
+        callbacks = config.get("callbacks") or []
+        callbacks = list(callbacks) if isinstance(callbacks, list) else [callbacks]
+        if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
+            callbacks.append(TrainingProgress())
+        kwargs["callbacks"] = [*callbacks, RunSummary()]
         try:
             trainer = super().instantiate_trainer(**kwargs)
         except (ValueError, ModuleNotFoundError) as err:  # Lightning's word on a bad trainer.* value

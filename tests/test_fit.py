@@ -7,7 +7,7 @@ import json
 import lightning as L
 import pytest
 import torch
-from conftest import TINY_CLI, run_cli, tiny_module
+from conftest import TINY_ARGS, TINY_CLI, run_cli, tiny_module
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
@@ -59,6 +59,27 @@ def test_cli_fit_writes_tensorboard_and_eval_json(tmp_path):
     assert "final/eval_out/return" in {info.name.tag for info in experiment.metric_infos}
     assert {"method", "sac/gamma", "protocol/total_steps"} <= {info.name for info in experiment.hparam_infos}
     assert "custom_scalars__config__" in events.Tags()["tensors"]
+
+
+def test_console_shows_progress_and_a_summary_and_no_noise(tmp_path):
+    """What a user sees: a bar with the run's total, the AERs at the first and last evaluation, the
+    files and the next command; none of the known messages that are not about the run."""
+    proc = run_cli(*TINY_ARGS, "--trainer.enable_model_summary=false", f"--trainer.default_root_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout.replace("\r", "\n")
+    assert "/35 [" in out  # 24 random steps + 11 updates: the bar knows the total
+    assert "updates=11" in out and "AER=train" in out
+    saved = json.loads((tmp_path / "seed0" / "eval.json").read_text())
+    first, last = saved["evaluations"][0], saved["evaluations"][-1]
+    summary = out[out.index("lit-dmash: dmash on di finished:") :]
+    assert f"first evaluation (update       1): train {first['splits']['train']['aer']:7.1f}" in summary
+    assert f"last evaluation  (update      11): train {last['splits']['train']['aer']:7.1f}" in summary
+    assert str(tmp_path / "seed0" / "eval.json") in summary
+    assert "checkpoints/last.ckpt" in summary and f"tensorboard --logdir {tmp_path}/lightning_logs" in summary
+    assert "python -m lit_dmash test -c conf/quickstart.yaml" in summary and "--ckpt_path last" in summary
+    everything = proc.stdout + proc.stderr
+    for noise in ("litlogger", "LeafSpec", "`weights_only` was not set", "DISPLAY environment variable"):
+        assert noise not in everything, noise
 
 
 @pytest.mark.parametrize("task", task_names())

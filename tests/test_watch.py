@@ -30,6 +30,9 @@ def test_test_subcommand_twice_writes_identical_per_context_returns(trained_run)
         outputs.append(json.loads((trained_run / "seed0" / "test.json").read_text()))
     first, second = outputs
     assert first["splits"] == second["splits"], "the same checkpoint tested twice gives the same numbers"
+    assert "lit-dmash: tested dmash on di:" in proc.stdout  # and says what it found, and where
+    assert f"AER train {first['splits']['train']['aer']:7.1f}" in proc.stdout
+    assert str(trained_run / "seed0" / "test.json") in proc.stdout
     assert set(first["splits"]) == {"train", "eval_in", "eval_out"}
     for split in first["splits"].values():
         assert len(split["per_context"]) == 4 and all(len(r) == 2 for r in split["returns"])

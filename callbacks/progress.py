@@ -1,0 +1,57 @@
+"""A progress bar that knows the run's length: random steps + updates, with an ETA and the last AER."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import TQDMProgressBar
+
+from callbacks.zero_shot_eval import ZeroShotEvaluation
+
+
+class TrainingProgress(TQDMProgressBar):
+    """Lightning's tqdm bar over the run's vector steps (the random phase, then one update each).
+
+    The epoch is endless (data comes from the collector), so Lightning's own bar has no total and
+    no ETA; this one counts `(random_steps + total_steps + 1) / steps_per_batch` training steps,
+    resumes at the checkpoint's position, and shows updates, env frames and the last evaluation's
+    seed-mean AER per split. The CLI adds it unless `--trainer.enable_progress_bar false`.
+
+    Args:
+        refresh_rate: Training steps between redraws (a redraw costs more than a small update).
+    """
+
+    def __init__(self, refresh_rate: int = 20) -> None:
+        super().__init__(refresh_rate=refresh_rate)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: Any) -> None:
+        super().on_train_epoch_start(trainer)
+        protocol = pl_module.protocol
+        bar = self.train_progress_bar
+        bar.total = math.ceil((protocol.random_steps + protocol.total_steps + 1) / protocol.steps_per_batch)
+        bar.initial = self._position(pl_module)
+        bar.n = bar.initial
+        bar.set_description(f"{pl_module.method.name} on {pl_module.env_cfg.name}")
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        bar = self.train_progress_bar
+        n = self._position(pl_module)
+        if bar is not None and (n % self.refresh_rate == 0 or n >= bar.total):
+            bar.n = n
+            bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
+            bar.refresh()
+
+    @staticmethod
+    def _position(pl_module: L.LightningModule) -> int:
+        collector = pl_module.collector
+        steps = collector.vector_steps if collector is not None else 0
+        return steps // pl_module.protocol.steps_per_batch
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        items: dict[str, Any] = {"updates": f"{pl_module.updates:,}", "frames": f"{pl_module.env_frames:,}"}
+        evaluation = next((c for c in trainer.callbacks if isinstance(c, ZeroShotEvaluation)), None)
+        if evaluation is not None and evaluation.history:
+            items["AER"] = ", ".join(f"{split} {aer:.1f}" for split, aer in evaluation.final_aer().items())
+        return items
