@@ -3,7 +3,10 @@
 
 import sys
 
+from lit_dmash.console import quiet_known_noise
+
 if __name__ == "__main__":
+    quiet_known_noise()  # before the imports that warn (dm_control's glfw on a headless machine)
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     if command == "grid":
         from lit_dmash.grid import main as grid_main

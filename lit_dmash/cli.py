@@ -17,10 +17,6 @@ from pathlib import Path
 
 os.environ.setdefault("RL_WARNINGS", "0")  # torchrl's C++-extension warning; nothing we use needs it
 
-from lit_dmash.console import quiet_known_noise  # noqa: E402  (before the imports that warn)
-
-quiet_known_noise()
-
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
@@ -32,6 +28,7 @@ from callbacks.run_checkpoint import RunCheckpoint
 from callbacks.run_summary import RunSummary
 from lit_dmash.agent.update import NonFiniteError
 from lit_dmash.checkpointing import AtomicCheckpointIO, CheckpointError, latest_last_checkpoint
+from lit_dmash.console import quiet_known_noise
 from lit_dmash.errors import ConfigError
 from lit_dmash.module import ContextualSAC
 from lit_dmash.runtime import configure_process
@@ -103,6 +100,7 @@ class LitDmashCLI(LightningCLI):
 
 def main(args: list[str] | None = None) -> None:
     configure_process()
+    quiet_known_noise()  # again, for callers that import this module first
     try:
         LitDmashCLI(
             ContextualSAC,
