@@ -134,7 +134,7 @@ def measure_arm(args, task: str, method: str, setup: Setup) -> dict:
     state = {"t": 0, "obs": obs, "context": context, "window": ContextWindow(agent.spec.window, obs, envs.action_dim)}
 
     def train_update() -> None:
-        update(agent, replay.sample(per_env), optimizers, state["t"])
+        update(agent, replay.sample(per_env, windows=agent.encoder is not None), optimizers, state["t"])
         state["t"] += 1
 
     def eval_step() -> None:  # the body of `run_episodes`' loop

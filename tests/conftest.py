@@ -41,14 +41,16 @@ def data_dir() -> Path:
     return DATA
 
 
-def cli_command(*args: str, subcommand: str = "fit") -> list[str]:
-    """`python -m lit_dmash fit -c conf/quickstart.yaml ARGS...`, to run from the repo root."""
-    return [sys.executable, "-m", "lit_dmash", subcommand, "-c", "conf/quickstart.yaml", *args]
+def cli_command(*args: str, subcommand: str = "fit", config: str = "conf/quickstart_di.yaml") -> list[str]:
+    """`python -m lit_dmash fit -c conf/quickstart_di.yaml ARGS...`, to run from the repo root."""
+    return [sys.executable, "-m", "lit_dmash", subcommand, "-c", config, *args]
 
 
-def run_cli(*args: str, timeout: float = 300, subcommand: str = "fit") -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, timeout: float = 300, subcommand: str = "fit", config: str = "conf/quickstart_di.yaml"
+) -> subprocess.CompletedProcess:
     """Run `cli_command(*args)` in a fresh process and wait for it."""
-    cmd = cli_command(*args, subcommand=subcommand)
+    cmd = cli_command(*args, subcommand=subcommand, config=config)
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 

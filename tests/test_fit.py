@@ -76,10 +76,19 @@ def test_console_shows_progress_and_a_summary_and_no_noise(tmp_path):
     assert f"last evaluation  (update      11): train {last['splits']['train']['aer']:7.1f}" in summary
     assert str(tmp_path / "seed0" / "eval.json") in summary
     assert "checkpoints/last.ckpt" in summary and f"tensorboard --logdir {tmp_path}/lightning_logs" in summary
-    assert "python -m lit_dmash test -c conf/quickstart.yaml" in summary and "--ckpt_path last" in summary
+    assert "python -m lit_dmash test -c conf/quickstart_di.yaml" in summary and "--ckpt_path last" in summary
     everything = proc.stdout + proc.stderr
     for noise in ("litlogger", "LeafSpec", "`weights_only` was not set", "DISPLAY environment variable"):
         assert noise not in everything, noise
+
+
+def test_the_main_job_config_runs_at_tiny_size(tmp_path):
+    """README's main job (`conf/quickstart.yaml`: DMA*-SH on ODE) with its budget and sizes shrunk."""
+    proc = run_cli(*TINY_CLI, f"--trainer.default_root_dir={tmp_path}", config="conf/quickstart.yaml")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    saved = json.loads((tmp_path / "seed0" / "eval.json").read_text())
+    assert (saved["task"], saved["method"]) == ("ode", "dmash")
+    assert [e["updates"] for e in saved["evaluations"]] == [1, 9, 11]
 
 
 @pytest.mark.parametrize("task", task_names())

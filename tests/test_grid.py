@@ -67,7 +67,7 @@ def _grid_file(tmp_path: Path, **overrides) -> str:
         "tasks": ["di"],
         "methods": ["dr", "dmash"],
         "seeds": [0, 1],
-        "config": "conf/quickstart.yaml",
+        "config": "conf/quickstart_di.yaml",
         "args": TINY_ARGS,
         "workers": 2,
         "out_dir": str(tmp_path / "grid"),
@@ -242,7 +242,7 @@ def test_jobs_with_and_without_seed_groups(tmp_path):
     assert jobs[1].command() == [
         *FIT,
         "-c",
-        "conf/quickstart.yaml",
+        "conf/quickstart_di.yaml",
         "--model.method=dmash",
         "--model.seeds=[0,1,2]",
         f"--trainer.default_root_dir={out / 'a' / 'dmash_lowrank'}",
@@ -273,7 +273,7 @@ def _checkpoint(root: Path, version: int) -> Path:
 
 
 def test_finished_seeds_are_skipped_and_resume_needs_a_checkpoint(tmp_path):
-    job = Job("di_friction", "dmash", (0, 1, 2), REPO / "conf/quickstart.yaml", tmp_path / "job")
+    job = Job("di_friction", "dmash", (0, 1, 2), REPO / "conf/quickstart_di.yaml", tmp_path / "job")
     assert job.pending_seeds == (0, 1, 2) and not job.finished
     assert "--ckpt_path=last" not in job.command()
     first = _checkpoint(job.root, 0)  # interrupted: continue from it
