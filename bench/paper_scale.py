@@ -40,6 +40,7 @@ from pathlib import Path
 import torch
 
 from lit_dmash.agent.agent import Agent
+from lit_dmash.agent.rollback import Rollback
 from lit_dmash.agent.spec import resolve
 from lit_dmash.agent.update import make_optimizers, update
 from lit_dmash.config import ContextConfig, ProtocolConfig, SACConfig
@@ -133,8 +134,11 @@ def measure_arm(args, task: str, method: str, setup: Setup) -> dict:
     obs, context = eval_envs.reset()
     state = {"t": 0, "obs": obs, "context": context, "window": ContextWindow(agent.spec.window, obs, envs.action_dim)}
 
+    rollback = Rollback(agent, optimizers.as_list())  # as the module runs it
+
     def train_update() -> None:
-        update(agent, replay.sample(per_env, windows=agent.encoder is not None), optimizers, state["t"])
+        batch = replay.sample(per_env, windows=agent.encoder is not None)
+        update(agent, batch, optimizers, state["t"], rollback=rollback)
         state["t"] += 1
 
     def eval_step() -> None:  # the body of `run_episodes`' loop

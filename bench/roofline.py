@@ -79,8 +79,9 @@ def update_gflop(agent, replay, per_env: int) -> float:
 
 
 def authors_ms_per_iteration(args, task: str, method: str) -> dict | None:
-    """Their loop's ms per iteration (see `bench/authors_speed.py`), or None without `--authors-python`."""
-    if not args.authors_python:
+    """Their loop's ms per iteration (see `bench/authors_speed.py`), or None without `--authors-python`
+    (or for an arm outside `--authors-methods`)."""
+    if not args.authors_python or method not in args.authors_methods:
         return None
     env_id, window, total, starts, extra = AUTHORS_ENV[task]
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,7 +98,8 @@ def authors_ms_per_iteration(args, task: str, method: str) -> dict | None:
             print(f"  authors' {task} {method} failed: {proc.stderr.strip()[-400:]}", file=sys.stderr)
             return {"error": proc.stderr.strip()[-400:]}
         result = json.loads(out.read_text())
-    return {"ms_per_iteration": result["ms_per_iteration_mean"], "wall_s": time.perf_counter() - start}
+    timed = result["all_in_excl_eval_ms"]  # mean over even/odd iterations, context warm-ups amortised
+    return {"ms_per_iteration": timed["mean"], "iterations": timed["n"], "wall_s": time.perf_counter() - start}
 
 
 def measure(args, task: str, peak: float) -> dict:
@@ -173,6 +175,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--block-seconds", type=float, default=1.0)
     p.add_argument("--authors-python", default=None, help="python of an environment with the authors' code")
     p.add_argument("--authors-iters", type=int, default=20, help="their iterations to time per case")
+    p.add_argument("--authors-methods", nargs="+", default=["dr", "dma_star", "da", "dmash"])
     p.add_argument("--out", type=Path, default=REPO / "results" / "roofline" / "cpu.json")
     sizes = p.add_argument_group("sizes (defaults: the authors'; smaller only for tests)")
     for flag, default in paper_scale.AUTHORS_SIZES.items():

@@ -32,6 +32,7 @@ import torch
 
 from lit_dmash import compat
 from lit_dmash.agent.agent import Agent
+from lit_dmash.agent.rollback import Rollback
 from lit_dmash.agent.spec import AgentSpec, resolve
 from lit_dmash.agent.update import EAGER, Batch, Losses, NonFiniteError, Optimizers, update
 from lit_dmash.config import ContextConfig, EnvConfig, ProtocolConfig, SACConfig
@@ -155,6 +156,7 @@ class ContextualSAC(L.LightningModule):
         self.collector: Collector | None = None  # per rank, built in on_fit_start; never saved by Lightning
         self.losses = EAGER if protocol.compile == "none" else Losses.compiled(protocol.compile)
         self._resume: dict[str, Any] | None = None
+        self._rollback: Rollback | None = None  # built at the first update, when the optimisers exist
 
     # ------------------------------------------------------------------ building
     def _make_env(self, split: str, num_envs: int, seed: int):
@@ -180,6 +182,7 @@ class ContextualSAC(L.LightningModule):
         return slots * (4 * (2 * envs.obs_dim + envs.action_dim + 1) + 2)
 
     def on_fit_start(self) -> None:
+        self._rollback = None  # a new fit has new optimisers
         rank_offset = 10_000 * self.global_rank  # each rank its own start states (and replay)
         envs = self.make_envs("train", seed_offset=rank_offset)
         device = torch.device(self.replay_device) if self.replay_device else self.device
@@ -260,8 +263,12 @@ class ContextualSAC(L.LightningModule):
 
     def _update(self, optimizers: Optimizers, t: int) -> None:
         batch = self.sample_batch()
+        if self._rollback is None:
+            self._rollback = Rollback(self.agent, optimizers.as_list())
         try:
-            metrics = update(self.agent, batch, optimizers, t, step_fn=self._step_fn, losses=self.losses)
+            metrics = update(
+                self.agent, batch, optimizers, t, step_fn=self._step_fn, losses=self.losses, rollback=self._rollback
+            )
         except NonFiniteError as err:
             if self.on_nonfinite == "stop":
                 raise NonFiniteError(

@@ -230,3 +230,51 @@ def test_compiled_losses_equal_the_eager_ones():
     eager = EAGER.critic(agent, batch)[0]
     agent.rng.load_state_dict(state)  # the same random draws (they are counter-based)
     torch.testing.assert_close(compiled.critic(agent, batch)[0], eager, rtol=1e-4, atol=1e-5)
+
+
+def _poisoned(loss_fn):
+    """The real loss, times NaN: what a blown-up network would hand back."""
+
+    def poisoned(*args):
+        out = loss_fn(*args)
+        if isinstance(out, tuple):
+            return (out[0] * float("nan"), *out[1:])
+        return out * float("nan")
+
+    return poisoned
+
+
+def _snapshot(agent: Agent, optimizers) -> tuple[dict, list]:
+    params = {k: v.detach().clone() for k, v in agent.state_dict().items()}
+    states = [copy.deepcopy(o.state_dict()["state"]) for o in optimizers.as_list()]
+    return params, states
+
+
+@pytest.mark.parametrize("poisoned", ["dynamics", "critic", "actor", "alpha"])
+@pytest.mark.parametrize("earlier_updates", [0, 2])
+def test_a_nonfinite_loss_leaves_the_run_untouched(poisoned, earlier_updates):
+    """Whichever loss of an update is non-finite, every parameter, optimiser state and the agent's random
+    stream are as they were before the update (earlier steps of that update rolled back)."""
+    from lit_dmash.agent.rollback import Rollback
+    from lit_dmash.agent.update import EAGER, Losses, NonFiniteError
+
+    agent = make_agent("dmash")
+    optimizers = make_optimizers(agent)
+    rollback = Rollback(agent, optimizers.as_list())
+    for t in range(earlier_updates):  # optimiser states exist (or not, for the first update)
+        update(agent, make_batch(seed=t), optimizers, t, rollback=rollback)
+    before = _snapshot(agent, optimizers)
+    losses = Losses(**{poisoned: _poisoned(getattr(EAGER, poisoned))})
+    with pytest.raises(NonFiniteError, match=f"loss_{poisoned}"):
+        update(agent, make_batch(seed=9), optimizers, 0, losses=losses, rollback=rollback)
+    params, states = _snapshot(agent, optimizers)
+    for key, value in before[0].items():
+        assert torch.equal(params[key], value), key
+    assert len(states) == len(before[1])
+    for now, then in zip(states, before[1], strict=True):
+        assert now.keys() == then.keys() or not then  # states first created by this update are gone
+        for index, entry in then.items():
+            for name, value in entry.items():
+                assert torch.equal(now[index][name], value), (index, name)
+    # and the next good update runs as if the bad one never happened
+    update(agent, make_batch(seed=10), optimizers, 1, rollback=rollback)

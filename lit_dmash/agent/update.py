@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from lit_dmash.agent.agent import Agent, Window
+from lit_dmash.agent.rollback import Rollback
 
 
 class NonFiniteError(RuntimeError):
@@ -235,8 +236,29 @@ def update(
     step: int,
     step_fn: StepFn = plain_step,
     losses: Losses = EAGER,
+    rollback: Rollback | None = None,
 ) -> dict[str, torch.Tensor]:
-    """One update (steps 1-4 of the module docstring); returns detached metrics (seed means)."""
+    """One update (steps 1-4 of the module docstring); returns detached metrics (seed means).
+
+    Every loss is checked before its step; a non-finite one raises `NonFiniteError`, after
+    `rollback` (when given) has put back what the update's earlier steps changed.
+    """
+    if rollback is not None:
+        rollback.save()
+    try:
+        metrics = _steps(agent, batch, optimizers, step, step_fn, losses)
+    except NonFiniteError:
+        if rollback is not None:
+            rollback.restore()
+        raise
+    agent.soft_update_targets()
+    metrics["alpha"] = agent.alpha.mean()
+    return {k: v.detach() for k, v in metrics.items()}
+
+
+def _steps(
+    agent: Agent, batch: Batch, optimizers: Optimizers, step: int, step_fn: StepFn, losses: Losses
+) -> dict[str, torch.Tensor]:
     metrics: dict[str, torch.Tensor] = {}
     rl_grad = agent.spec.method.rl_grad
     if agent.dynamics is not None:
@@ -255,8 +277,7 @@ def update(
             check_finite({"loss_actor": loss})
             step_fn([optimizers.actor, *([optimizers.dynamics] if "actor" in rl_grad else [])], loss)
             loss_alpha = losses.alpha(agent, batch.transition()[0], conditioning)
+            check_finite({"loss_alpha": loss_alpha})
             step_fn([optimizers.alpha], loss_alpha)
             metrics.update(info, loss_alpha=loss_alpha.detach() / agent.num_seeds)
-    agent.soft_update_targets()
-    metrics["alpha"] = agent.alpha.mean()
-    return {k: v.detach() for k, v in metrics.items()}
+    return metrics
