@@ -1,0 +1,155 @@
+"""Collect the paper-budget grid into results/paper_budget/: every seed's eval.json, the aggregate, the figures.
+
+    python -m lit_dmash grid -c conf/grids/paper_budget.yaml                  # the runs (many core-hours)
+    python bench/paper_budget.py --grid runs/grids/paper_budget --out results/paper_budget
+
+Copies `<grid>/<task>/<method>/seed<k>/eval.json` (never checkpoints or event files) to `--out`, and
+writes there:
+- `status.json`: per run the updates reached of the budget, and the commits that ran it;
+- the aggregate (`python -m lit_dmash aggregate` on the runs cut at the last evaluation that every
+  run of a task has reached, so arms are compared at the same number of updates): `results.md`,
+  `results.json`, `curves_<task>.png` (AER against updates per split, mean and 95 % CI over seeds,
+  one line per arm; full curves, not cut), `intervals_*.png`, `improvement.png`;
+- `per_context_<task>.png` for tasks with a binary (sign) context key: each arm's per-context
+  return at its best and at its last evaluation, inverted and normal contexts apart, mean over seeds;
+  the paper's story (a context-blind policy learns one sign family) is visible there or visibly absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from lit_dmash.aggregate import _pyplot, _save_figure, aggregate_grid, collect, method_colours, plot_curves
+from lit_dmash.envs import task_spec
+from lit_dmash.io import atomic_write_json, repo_commit
+from lit_dmash.results import method_order
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def copy_evaluations(grid: Path, out: Path) -> dict:
+    """Copy every seed's eval.json; returns the status per run."""
+    status: dict = {}
+    for path in sorted(grid.glob("*/*/seed*/eval.json")):
+        task, method, seed_dir = path.parts[-4], path.parts[-3], path.parts[-2]
+        target = out / task / method / seed_dir / "eval.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        record = json.loads(path.read_text())
+        evaluations = record["evaluations"]
+        budget = task_spec(task).updates + 1
+        status.setdefault(task, {}).setdefault(method, {})[seed_dir] = {
+            "updates": evaluations[-1]["updates"] if evaluations else 0,
+            "budget": budget,
+            "finished": (path.parent / "done.json").exists(),
+            "commit": record.get("commit"),
+        }
+    return status
+
+
+def cut_at_common_update(out: Path, scratch: Path) -> dict[str, int]:
+    """A copy of the runs with each task's evaluations cut at the last update all its runs reached."""
+    common: dict[str, int] = {}
+    for task, methods in collect(out).items():
+        reached = [record["evaluations"][-1]["updates"] for seeds in methods.values() for record in seeds.values()]
+        common[task] = min(reached)
+        for method, seeds in methods.items():
+            for seed, record in seeds.items():
+                kept = [e for e in record["evaluations"] if e["updates"] <= common[task]]
+                atomic_write_json(scratch / task / method / f"seed{seed}" / "eval.json", record | {"evaluations": kept})
+    return common
+
+
+def plot_per_context(task: str, methods: dict[str, dict[int, dict]], colours: dict) -> object | None:
+    """Per-context returns (mean over seeds) at the best and the last evaluation, inverted vs normal."""
+    names = [key.name for key in task_spec(task).keys]
+    binary = [i for i, key in enumerate(task_spec(task).keys) if key.binary]
+    if not binary:
+        return None
+    sign, value = binary[0], next(i for i in range(len(names)) if i != binary[0])
+    plt = _pyplot()
+    splits = list(next(iter(next(iter(methods.values())).values()))["evaluations"][0]["splits"])
+    fig, axes = plt.subplots(2, len(splits), figsize=(4.2 * len(splits), 6.4), squeeze=False, sharey=True)
+    for column, split in enumerate(splits):
+        for row, which in enumerate(("best", "last")):
+            ax = axes[row, column]
+            for method, seeds in methods.items():
+                per_seed = []
+                for record in seeds.values():
+                    evaluations = record["evaluations"]
+                    index = (
+                        -1 if which == "last" else int(np.argmax([e["splits"]["train"]["aer"] for e in evaluations]))
+                    )
+                    per_seed.append(evaluations[index]["splits"][split]["per_context"])
+                contexts = np.array(next(iter(seeds.values()))["evaluations"][-1]["splits"][split]["contexts"])
+                mean = np.mean(per_seed, axis=0)
+                for inverted, marker, style in ((True, "v", "--"), (False, "^", "-")):
+                    keep = (contexts[:, sign] < 0) == inverted
+                    order = np.argsort(contexts[keep, value])
+                    label = f"{method} ({'inverted' if inverted else 'normal'})" if column == 0 and row == 0 else None
+                    ax.plot(
+                        contexts[keep, value][order],
+                        mean[keep][order],
+                        style,
+                        marker=marker,
+                        markersize=4,
+                        color=colours[method],
+                        label=label,
+                    )
+            ax.set_title(f"{task} {split}: {which} evaluation")
+            ax.set_xlabel(names[value])
+    axes[0, 0].set_ylabel("return per context (mean over seeds)")
+    axes[1, 0].set_ylabel("return per context (mean over seeds)")
+    fig.legend(loc="lower center", ncol=4, fontsize="small", bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--grid", type=Path, default=Path("runs/grids/paper_budget"))
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "paper_budget")
+    parser.add_argument("--baselines", nargs="+", default=["dr", "concat"])
+    parser.add_argument("--reps", type=int, default=2000)
+    args = parser.parse_args(argv)
+    status = copy_evaluations(args.grid, args.out)
+    with tempfile.TemporaryDirectory() as tmp:
+        common = cut_at_common_update(args.out, Path(tmp))
+        summary = aggregate_grid(tmp, baselines=args.baselines, plots=True, reps=args.reps)
+        for produced in Path(tmp).glob("*.*"):
+            if produced.suffix in (".md", ".json", ".png") and produced.name != "eval.json":
+                shutil.copyfile(produced, args.out / produced.name)
+    runs = collect(args.out)
+    methods = method_order(sorted({m for task in runs.values() for m in task}), args.baselines)
+    colours = method_colours(methods)
+    for task, by_method in runs.items():
+        ordered = {m: by_method[m] for m in methods if m in by_method}
+        splits = list(next(iter(next(iter(ordered.values())).values()))["evaluations"][0]["splits"])
+        _save_figure(plot_curves(task, ordered, splits, args.reps, colours), args.out / f"curves_{task}.png")
+        figure = plot_per_context(task, ordered, colours)
+        if figure is not None:
+            _save_figure(figure, args.out / f"per_context_{task}.png")
+    report = {
+        "command": " ".join(["python", "bench/paper_budget.py", *(argv if argv is not None else sys.argv[1:])]),
+        "commit": repo_commit(),
+        "compared_at_updates": common,
+        "runs": status,
+    }
+    atomic_write_json(args.out / "status.json", report)
+    for task, methods_status in status.items():
+        for method, seeds in methods_status.items():
+            reached = ", ".join(f"{s} {v['updates']:,}" for s, v in seeds.items())
+            print(f"{task} {method}: {reached} of {next(iter(seeds.values()))['budget']:,} updates")
+    print(f"compared at updates {common}; wrote {args.out}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
