@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from pathlib import Path
 
 import gymnasium
 import numpy as np
@@ -256,3 +257,32 @@ def test_evaluate_zero_shot_checks_its_arguments():
         evaluate_zero_shot("CartPole-v1", lambda obs, info: obs, "eval_in")
     with pytest.raises(ConfigError, match=r"^invalid window=7: expected an integer in 0..6 \(the horizon\)$"):
         evaluate_zero_shot("lit_dmash/DI-v0", lambda obs, info: obs[:, :2], "eval_in", window=7, horizon=6)
+
+
+def readme_example() -> list[str]:
+    """The code lines of the README's Stable-Baselines3 example (comments dropped)."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Use the benchmark from another library", 1)[1]
+    block = section.split("```python\n", 1)[1].split("```", 1)[0]
+    lines = [line.split("  #")[0].strip() for line in block.splitlines()]
+    return [line for line in lines if line]
+
+
+def test_readme_example_is_the_code_the_example_module_runs():
+    from lit_dmash.gym import sb3_example
+
+    source = {line.split("  #")[0].strip() for line in Path(sb3_example.__file__).read_text().splitlines()}
+    lines = readme_example()
+    assert lines[0] == "import gymnasium" and len(lines) >= 8
+    parameters = [line for line in lines if line not in source]
+    assert parameters == ['env_id, steps, episodes, seed = "lit_dmash/DI-v0", 200_000, 10, 0'], parameters
+
+
+def test_sb3_example_at_a_tiny_budget(capsys):
+    pytest.importorskip("stable_baselines3", reason="the optional sb3 extra is not installed: pip install -e '.[sb3]'")
+    from lit_dmash.gym.sb3_example import main
+
+    aer = main(["--steps", "200", "--episodes", "1"])
+    assert set(aer) == {"eval_in", "eval_out"}
+    assert all(0.0 <= value <= 100.0 for value in aer.values())  # DI pays at most 1 per step, 100 steps
+    assert '"aer": {"eval_in"' in capsys.readouterr().out

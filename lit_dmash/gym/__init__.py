@@ -27,7 +27,8 @@ with the seed, as in `make_env`, so they change with it. A first `reset()` witho
 one from gymnasium's `np_random` (fresh entropy), as gymnasium's own envs do.
 
 `evaluate_zero_shot` scores any policy with our evaluation protocol (`evaluate.py`), so an
-outside agent's AER is comparable with ours.
+outside agent's AER is comparable with ours; `sb3_example.py` trains Stable-Baselines3's SAC
+(the optional `sb3` extra) and reports it.
 """
 
 from lit_dmash.gym.env import AIBEnv
