@@ -194,6 +194,12 @@ def test_torch_task_renders_the_frame_make_env_renders():
     ref.step(TensorDict(action=torch.tensor([[0.5, -1.0]] * 3), batch_size=[3]))
     assert frame.dtype == np.uint8 and frame.shape == (144, 192, 3)
     np.testing.assert_array_equal(frame, ref.render([2])[0])
+    envs = gymnasium.make_vec("lit_dmash/DI-Perm-v0", num_envs=3, split="eval_out", render_mode="rgb_array")
+    envs.reset(seed=1)
+    envs.step(np.array([[0.5, -1.0]] * 3, dtype=np.float32))
+    frames = envs.render()
+    assert len(frames) == 3
+    np.testing.assert_array_equal(np.stack(frames), ref.render())
 
 
 @pytest.fixture
