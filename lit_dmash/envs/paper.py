@@ -38,7 +38,14 @@ import torch
 from torchrl.envs import EnvBase
 
 from lit_dmash.envs.registry import register_env
-from lit_dmash.envs.task_contexts import RESET_STREAMS, TASK_OPTIONS, check_split, split_contexts, task_spec
+from lit_dmash.envs.task_contexts import (
+    RESET_STREAMS,
+    TASK_OPTIONS,
+    TaskSpec,
+    check_split,
+    split_contexts,
+    task_spec,
+)
 from lit_dmash.errors import ConfigError
 
 TORCH_TASKS = {"di": "di", "di_perm": "di", "di_friction": "di", "ode": "ode", "ode_k": "ode"}
@@ -83,11 +90,32 @@ def make_paper_env(
     spec = task_spec(name, **task_options)
     check_split(spec, split)
     contexts = split_contexts(name, split, contexts_per_split, seed, **task_options)
+    return build_paper_env(
+        spec, contexts, split, num_envs, seed, device=device, horizon=horizon, reset_streams=reset_streams
+    )
+
+
+def build_paper_env(
+    spec: TaskSpec,
+    contexts: torch.Tensor,
+    split: str,
+    num_envs: int,
+    seed: int,
+    *,
+    device: torch.device | str = "cpu",
+    horizon: int | None = None,
+    reset_streams: str = "shared",
+) -> EnvBase:
+    """The env of paper task `spec` on the given `contexts` rows (sub-env i in row i % len), unchecked.
+
+    `make_env` validates and passes all the split's contexts; `lit_dmash.gym` passes one row to get
+    one sub-env of a `make_env` batch on its own.
+    """
     kwargs = {"device": device, "horizon": horizon, "reset_streams": reset_streams}
-    if name in TORCH_TASKS:
+    if spec.name in TORCH_TASKS:
         from lit_dmash.envs.torch_tasks import ComplexODEEnv, DoubleIntegratorEnv
 
-        cls = DoubleIntegratorEnv if TORCH_TASKS[name] == "di" else ComplexODEEnv
+        cls = DoubleIntegratorEnv if TORCH_TASKS[spec.name] == "di" else ComplexODEEnv
         return cls(spec, contexts, split, num_envs, seed, **kwargs)
     from lit_dmash.envs.paper_mujoco import PaperMujocoEnv  # MuJoCo is imported only when needed
 

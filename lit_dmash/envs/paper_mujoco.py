@@ -78,8 +78,21 @@ class PaperMujocoEnv(BatchedSimEnv):
         self._swap = np.array([c.get("action_order", 1.0) < 0 for c in values])
         self._has_factor = "action_factor" in self.context_names
         self._has_swap = bool(self._swap.any())
-        for i, sim in enumerate(self._sims):  # the authors' make_env resets once with the seed
+        self.reseed(seed)
+
+    def reseed(self, seed: int) -> None:
+        """Put every simulation where a fresh build seeded `seed` starts, without recompiling a model.
+
+        Each task generator is reseeded (the run seed, or `child_seed(seed, i)` with independent
+        streams) and, as the authors' make_env does, reset once. `lit_dmash.gym` calls this on
+        `reset(seed=...)`: a dm_control model compiles in ~0.15 s, a reseed costs one reset.
+        """
+        self.seed = seed
+        for i, sim in enumerate(self._sims):
+            sim.reseed(seed if self.reset_streams == "shared" else child_seed(seed, i))
             self._obs[i] = sim.reset()
+        self._t[:] = 0
+        self.sim_failures = 0
 
     def _sim_actions(self, action: np.ndarray) -> np.ndarray:
         action = action.astype(np.float32, copy=False)
