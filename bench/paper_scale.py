@@ -41,14 +41,14 @@ import torch
 
 from lit_dmash.agent.agent import Agent
 from lit_dmash.agent.rollback import Rollback
-from lit_dmash.agent.spec import resolve
-from lit_dmash.agent.update import make_optimizers, update
-from lit_dmash.config import ContextConfig, ProtocolConfig, SACConfig
-from lit_dmash.envs import make_env, task_spec, task_window
+from lit_dmash.agent.update import update
+from lit_dmash.build import agent_spec, make_agent, make_envs, make_optimizers, make_replay, train_iteration
+from lit_dmash.config import ContextConfig, EnvConfig, ProtocolConfig, SACConfig
+from lit_dmash.envs import task_spec
 from lit_dmash.experience.collector import Collector
 from lit_dmash.experience.replay import EpisodeReplay
 from lit_dmash.experience.rollout import ContextWindow, SeedEnvs, act
-from lit_dmash.methods import PAPER_ARMS, get_method
+from lit_dmash.methods import PAPER_ARMS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -75,27 +75,29 @@ class Setup:
 
 
 def build_envs(args, task: str, seeds: list[int], split: str, horizon: int | None) -> SeedEnvs:
-    return SeedEnvs([make_env(task, split, args.envs, s, contexts_per_split=args.envs, horizon=horizon) for s in seeds])
+    return make_envs(
+        EnvConfig(name=task, num_envs=args.envs, contexts_per_split=args.envs, horizon=horizon), split, seeds
+    )
 
 
 def build_agent(args, method: str, task: str, envs: SeedEnvs, seeds: list[int]) -> Agent:
     sac = SACConfig(hidden_dims=[args.hidden] * 2, batch_size=args.batch)
     context = ContextConfig(window=args.window, hypernet_hidden=[args.hypernet_hidden] * 2)
-    spec = resolve(get_method(method), envs.obs_dim, envs.action_dim, envs.context_dim, task_window(task), sac, context)
-    return Agent(spec, seeds, envs.action_low, envs.action_high).to(args.device)
+    return make_agent(agent_spec(method, task, envs, sac, context), envs, seeds).to(args.device)
 
 
 def build_setup(args, task: str, num_seeds: int) -> Setup:
-    """Envs and the module's replay (capacity min(buffer, N) // horizon), filled with random steps."""
+    """Envs and the module's replay (`build.make_replay`, capacity min(buffer, N) // horizon), filled with
+    random steps."""
     seeds = list(range(num_seeds))
     envs = build_envs(args, task, seeds, "train", args.horizon)
-    horizon, window = int(envs.horizon), args.window or task_window(task)
-    capacity = max(2, min(ProtocolConfig().buffer_size, task_spec(task).updates) // horizon)
-    dims = (envs.obs_dim, envs.action_dim, envs.context_dim)
-    replay = EpisodeReplay(seeds, envs.num_envs, capacity, window, horizon, *dims, device=args.device)
-    short = args.fill_horizon and args.fill_horizon < horizon
+    protocol = ProtocolConfig(total_steps=task_spec(task).updates)
+    agent = build_agent(args, "dr", task, envs, seeds)  # every arm has the task's window K
+    window = agent.spec.window
+    replay = make_replay(agent, envs, protocol, device=args.device)
+    short = args.fill_horizon and args.fill_horizon < int(envs.horizon)
     fill_envs = build_envs(args, task, seeds, "train", args.fill_horizon if short else args.horizon)
-    filler = Collector(build_agent(args, "dr", task, fill_envs, seeds), fill_envs, replay, window, 10**12)
+    filler = Collector(agent, fill_envs, replay, window, 10**12)
     start = time.perf_counter()
     while replay.num_episodes < 1:
         filler.step()
@@ -131,10 +133,12 @@ def measure_arm(args, task: str, method: str, setup: Setup) -> dict:
     optimizers, per_env = make_optimizers(agent), args.batch // args.envs
     envs, replay, eval_envs = setup.envs, setup.replay, setup.eval_envs
     collector = Collector(agent, envs, replay, agent.spec.window, random_steps=0, warm_up=False)
+    rollback = Rollback(agent, optimizers.as_list())  # as the module runs it
     obs, context = eval_envs.reset()
     state = {"t": 0, "obs": obs, "context": context, "window": ContextWindow(agent.spec.window, obs, envs.action_dim)}
 
-    rollback = Rollback(agent, optimizers.as_list())  # as the module runs it
+    def iteration() -> None:  # the module's training step: collect, sample, update
+        train_iteration(collector, agent, optimizers, per_env, random_steps=0, rollback=rollback)
 
     def train_update() -> None:
         batch = replay.sample(per_env, windows=agent.encoder is not None)
@@ -149,7 +153,7 @@ def measure_arm(args, task: str, method: str, setup: Setup) -> dict:
         done = result.done.any()
         state["obs"], state["context"] = eval_envs.reset() if done else (result.next_obs, result.context)
 
-    blocks = {"iteration": lambda: (collector.step(), train_update()), "update": train_update}
+    blocks = {"iteration": iteration, "update": train_update}
     blocks |= {"collect": collector.step, "eval_step": eval_step}
     calls = {name: calls_for(fn, args) for name, fn in blocks.items()}
     times: dict[str, list[float]] = {name: [] for name in blocks}

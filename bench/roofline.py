@@ -40,7 +40,8 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import paper_scale
 
-from lit_dmash.agent.update import make_optimizers, update
+from lit_dmash.agent.update import update
+from lit_dmash.build import make_optimizers
 from lit_dmash.methods import PAPER_ARMS
 from lit_dmash.runtime import keep_freed_memory
 

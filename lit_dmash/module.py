@@ -22,7 +22,6 @@ import contextlib
 import copy
 import dataclasses
 import itertools
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,16 +29,13 @@ from typing import Any
 import lightning as L
 import torch
 
-from lit_dmash import compat
-from lit_dmash.agent.agent import Agent
+from lit_dmash import build, compat
 from lit_dmash.agent.rollback import Rollback
-from lit_dmash.agent.spec import AgentSpec, resolve
-from lit_dmash.agent.update import EAGER, Batch, Losses, NonFiniteError, Optimizers, update
+from lit_dmash.agent.spec import AgentSpec
+from lit_dmash.agent.update import EAGER, Batch, Losses, NonFiniteError, Optimizers
 from lit_dmash.config import ContextConfig, EnvConfig, ProtocolConfig, SACConfig
-from lit_dmash.envs import make_env, task_window
 from lit_dmash.errors import ConfigError, check_choice
 from lit_dmash.experience.collector import Collector
-from lit_dmash.experience.replay import EpisodeReplay
 from lit_dmash.experience.rollout import SeedEnvs, run_episodes
 from lit_dmash.memory import check_buffer_fits
 from lit_dmash.methods import get_method
@@ -132,21 +128,19 @@ class ContextualSAC(L.LightningModule):
         configs = {"env": env, "protocol": protocol, "sac": sac, "context": context}
         hparams = {"method": method} | {name: dataclasses.asdict(c) for name, c in configs.items()}
         self.save_hyperparameters(hparams | {"seed": seed, "seeds": seed_list, "on_nonfinite": on_nonfinite})
-        probe = self._make_env("train", 1, seed)
+        probe = build.make_envs(env, "train", [seed], num_envs=1)
         self.horizon = int(probe.horizon)
-        self.split_names: list[str] = list(probe.split_names)
+        self.split_names: list[str] = list(probe.envs[0].split_names)
         for split in test_splits or []:
             check_choice("test_splits", split, self.split_names)
-        self.task_spec = getattr(probe, "task", None)
-        envs = SeedEnvs([probe])
-        spec = resolve(
-            self.method, envs.obs_dim, envs.action_dim, envs.context_dim, task_window(env.name), sac, context
-        )
+        self.task_spec = getattr(probe.envs[0], "task", None)
+        spec = build.agent_spec(method, env.name, probe, sac, context)
         if spec.window > self.horizon:
             raise ConfigError("context.window", spec.window, f"expected <= the episode length {self.horizon}")
         self.spec: AgentSpec = spec
-        check_buffer_fits(self._replay_bytes(envs))  # before any allocation
-        self.agent = Agent(spec, seed_list, envs.action_low, envs.action_high)
+        capacity = build.replay_capacity(protocol, self.horizon)
+        check_buffer_fits(build.replay_bytes(spec, len(seed_list), env.num_envs, self.horizon, capacity))  # first
+        self.agent = build.make_agent(spec, probe, seed_list)
         probe.close()
         self.env_frames = 0
         self.updates = 0
@@ -158,43 +152,21 @@ class ContextualSAC(L.LightningModule):
         self._resume: dict[str, Any] | None = None
         self._rollback: Rollback | None = None  # built at the first update, when the optimisers exist
 
-    # ------------------------------------------------------------------ building
-    def _make_env(self, split: str, num_envs: int, seed: int):
-        cfg = self.env_cfg
-        options = dict(cfg.options)
-        if cfg.context_file is not None:
-            options["context_file"] = cfg.context_file
-        sizes = {"num_envs": num_envs, "contexts_per_split": cfg.contexts_per_split, "horizon": cfg.horizon}
-        return make_env(cfg.name, split, seed=seed, **sizes, **options)
-
+    # ------------------------------------------------------------------ building (lit_dmash.build)
     def make_envs(self, split: str, num_envs: int | None = None, seed_offset: int = 0) -> SeedEnvs:
         """One env per seed on `split` (sub-env i in context i), seeded by the seed (+ offset)."""
-        n = self.env_cfg.num_envs if num_envs is None else num_envs
-        return SeedEnvs([self._make_env(split, n, s + seed_offset) for s in self.seeds])
-
-    def replay_capacity(self) -> int:
-        """Episodes per sub-env: min(buffer_size, total_steps) // horizon, at least 2."""
-        transitions = min(self.protocol.buffer_size, max(self.protocol.total_steps, 1))
-        return max(2, transitions // self.horizon)
-
-    def _replay_bytes(self, envs: SeedEnvs) -> int:
-        slots = len(self.seeds) * self.env_cfg.num_envs * self.replay_capacity() * (self.spec.window + self.horizon)
-        return slots * (4 * (2 * envs.obs_dim + envs.action_dim + 1) + 2)
+        return build.make_envs(self.env_cfg, split, self.seeds, num_envs, seed_offset)
 
     def on_fit_start(self) -> None:
         self._rollback = None  # a new fit has new optimisers
         rank_offset = 10_000 * self.global_rank  # each rank its own start states (and replay)
         envs = self.make_envs("train", seed_offset=rank_offset)
         device = torch.device(self.replay_device) if self.replay_device else self.device
-        capacity = self.replay_capacity()
+        capacity = None
         if self._resume is not None:  # a resumed run keeps its replay, even if its budget changed
             capacity = self._resume["collector"]["replay"]["capacity"]
-        dims = (envs.obs_dim, envs.action_dim, envs.context_dim)
-        window = self.spec.window
-        replay = EpisodeReplay(self.seeds, envs.num_envs, capacity, window, self.horizon, *dims, device=device)
-        self.collector = Collector(
-            self.agent, envs, replay, self.spec.window, self.protocol.random_steps, self.protocol.warm_up
-        )
+        replay = build.make_replay(self.agent, envs, self.protocol, capacity, device)
+        self.collector = build.make_collector(self.agent, envs, replay, self.protocol)
         if self._resume is not None:
             self.collector.load_state_dict(self._resume["collector"])
             self._resume = None
@@ -209,14 +181,7 @@ class ContextualSAC(L.LightningModule):
         return itertools.repeat(0)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        from lit_dmash.agent.update import make_optimizers
-
-        return make_optimizers(self.agent).as_list()
-
-    def _optimizers(self) -> Optimizers:
-        opts = list(self.optimizers())
-        dynamics = opts.pop(0) if self.agent.dynamics is not None else None
-        return Optimizers(dynamics, *opts)
+        return build.make_optimizers(self.agent).as_list()
 
     # ------------------------------------------------------------------ training
     @property
@@ -225,60 +190,52 @@ class ContextualSAC(L.LightningModule):
         return self.collector.vector_steps - self.protocol.random_steps - 1
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
+        """`protocol.steps_per_batch` iterations of the authors' loop (`build.train_iteration`), then logging."""
         if self.learning_step >= self.protocol.total_steps:  # a finished run resumed with the same budget
             self.trainer.should_stop = True
             return
-        optimizers = self._optimizers()
+        optimizers = Optimizers.by_name(self.optimizers())
+        if self._rollback is None:
+            self._rollback = Rollback(self.agent, optimizers.as_list())
         for _ in range(self.protocol.steps_per_batch):
-            t0 = time.perf_counter()
-            collected = self._collect()
-            self.env_frames = self.collector.frames
-            t1 = time.perf_counter()
-            self.timing["collect_s"] += t1 - t0
-            t = self.learning_step
-            if collected and t >= 0:
-                self._update(optimizers, t)
-                self.timing["update_s"] += time.perf_counter() - t1
-            if t >= self.protocol.total_steps:
+            if self._iterate(optimizers).t >= self.protocol.total_steps:
                 self.trainer.should_stop = True  # before logging: the last step is always logged
                 break
         compat.log_step(self)
 
-    def _collect(self) -> bool:
-        """One vector step; False if it met a non-finite value and was dropped (`on_nonfinite: skip`)."""
+    def _iterate(self, optimizers: Optimizers) -> build.Iteration:
+        """One `train_iteration`, its counters and timings, and a non-finite value's context in the error."""
         try:
-            self.collector.step()
+            done = build.train_iteration(
+                self.collector,
+                self.agent,
+                optimizers,
+                self.sac_cfg.batch_size // self.env_cfg.num_envs,
+                self.protocol.random_steps,
+                skip_nonfinite=self.on_nonfinite == "skip",
+                step_fn=self._step_fn,
+                losses=self.losses,
+                rollback=self._rollback,
+            )
         except NonFiniteError as err:
-            if self.on_nonfinite == "stop":
-                raise NonFiniteError(f"{err}, env frame {self.env_frames} (on_nonfinite=stop)") from err
+            raise NonFiniteError(
+                f"{err}, update {self.updates}, env frame {self.collector.frames} "
+                f"(on_nonfinite=stop; model.on_nonfinite=skip drops such steps instead)"
+            ) from err
+        self.env_frames = self.collector.frames
+        self.timing["collect_s"] += done.collect_s
+        self.timing["update_s"] += done.update_s
+        if done.skipped:
             self.nonfinite_skipped += 1
-            self.collector.recover()
-            return False
-        return True
+        if done.metrics is not None:
+            self.updates += 1
+            self.last_metrics = done.metrics
+        return done
 
     def sample_batch(self) -> Batch:
         """A training batch: `sac.batch_size // env.num_envs` windows from every sub-env, per seed."""
         per_env = self.sac_cfg.batch_size // self.env_cfg.num_envs
         return self.collector.replay.sample(per_env, windows=self.agent.encoder is not None)
-
-    def _update(self, optimizers: Optimizers, t: int) -> None:
-        batch = self.sample_batch()
-        if self._rollback is None:
-            self._rollback = Rollback(self.agent, optimizers.as_list())
-        try:
-            metrics = update(
-                self.agent, batch, optimizers, t, step_fn=self._step_fn, losses=self.losses, rollback=self._rollback
-            )
-        except NonFiniteError as err:
-            if self.on_nonfinite == "stop":
-                raise NonFiniteError(
-                    f"{err} at update {self.updates}, env frame {self.env_frames} "
-                    f"(on_nonfinite=stop; model.on_nonfinite=skip abandons such updates instead)"
-                ) from err
-            self.nonfinite_skipped += 1
-            return
-        self.updates += 1
-        self.last_metrics = metrics
 
     def _step_fn(self, optimizers, loss: torch.Tensor) -> None:
         """zero_grad, Lightning's backward (precision, hooks), gradient sync across ranks, step."""

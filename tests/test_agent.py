@@ -11,7 +11,8 @@ import torch
 
 from lit_dmash.agent.agent import Agent
 from lit_dmash.agent.spec import resolve
-from lit_dmash.agent.update import Batch, actor_loss, critic_loss, dynamics_loss, make_optimizers, update
+from lit_dmash.agent.update import Batch, actor_loss, critic_loss, dynamics_loss, update
+from lit_dmash.build import make_optimizers
 from lit_dmash.config import ContextConfig, SACConfig
 from lit_dmash.methods import METHODS, get_method
 

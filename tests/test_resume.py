@@ -19,6 +19,7 @@ from callbacks import RunCheckpoint
 from lit_dmash.agent.update import NonFiniteError
 from lit_dmash.checkpointing import AtomicCheckpointIO, CheckpointError, load_safely
 from lit_dmash.errors import ConfigError
+from lit_dmash.experience.rollout import SeedEnvs
 from lit_dmash.memory import check_buffer_fits
 from lit_dmash.methods import METHODS
 from lit_dmash.module import ContextualSAC
@@ -285,11 +286,11 @@ class NaNRewardAfter(Transform):
 
 
 class PoisonedSAC(ContextualSAC):
-    def _make_env(self, split, num_envs, seed):
-        env = super()._make_env(split, num_envs, seed)
-        if split == "train" and num_envs == self.env_cfg.num_envs and seed == self.seed:  # the training env only
-            return TransformedEnv(env, NaNRewardAfter(steps=20))
-        return env
+    def make_envs(self, split, num_envs=None, seed_offset=0):
+        envs = super().make_envs(split, num_envs, seed_offset)
+        if split == "train" and num_envs is None:  # the training envs only
+            return SeedEnvs([TransformedEnv(env, NaNRewardAfter(steps=20)) for env in envs.envs])
+        return envs
 
 
 def _poisoned(**kwargs) -> PoisonedSAC:

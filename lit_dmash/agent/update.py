@@ -75,31 +75,14 @@ class Optimizers:
     def as_list(self) -> list[torch.optim.Optimizer]:
         return [o for o in (self.dynamics, self.critic, self.actor, self.alpha) if o is not None]
 
-
-def make_optimizers(agent: Agent) -> Optimizers:
-    """Adam per role with the spec's learning rates (fused when every parameter is on cpu/cuda)."""
-    groups, spec = agent.parameter_groups(), agent.spec
-
-    def adam(param_groups: list[dict]) -> torch.optim.Adam:
-        params = [p for g in param_groups for p in g["params"]]
-        fused = all(p.device.type in ("cpu", "cuda") for p in params)
-        return torch.optim.Adam(param_groups, fused=fused or None)
-
-    dynamics = None
-    if groups["dynamics"]:
-        dynamics = adam(
-            [
-                {"params": groups["encoder"], "lr": spec.lr_encoder, "name": "encoder"},
-                {"params": groups["dynamics"], "lr": spec.lr_dynamics, "name": "dynamics"},
-            ]
-        )
-    sac = spec.sac
-    return Optimizers(
-        dynamics=dynamics,
-        critic=adam([{"params": groups["critic"], "lr": sac.lr_critic, "name": "critic"}]),
-        actor=adam([{"params": groups["actor"], "lr": sac.lr_actor, "name": "actor"}]),
-        alpha=adam([{"params": groups["alpha"], "lr": sac.lr_alpha, "name": "alpha"}]),
-    )
+    @classmethod
+    def by_name(cls, optimizers: Iterable[torch.optim.Optimizer]) -> Optimizers:
+        """Match optimisers to roles by their first parameter group's `name` (never by position)."""
+        roles: dict[str, torch.optim.Optimizer] = {}
+        for opt in optimizers:
+            name = opt.param_groups[0].get("name")
+            roles["dynamics" if name == "encoder" else name] = opt
+        return cls(roles.get("dynamics"), roles["critic"], roles["actor"], roles["alpha"])
 
 
 StepFn = Callable[[Iterable[torch.optim.Optimizer], torch.Tensor], None]
