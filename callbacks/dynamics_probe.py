@@ -11,6 +11,7 @@ from jsonargparse.typing import NonNegativeInt
 from lightning.pytorch.utilities import rank_zero_only
 
 from callbacks.periodic import EveryNFrames
+from lit_dmash.agent.update import dynamics_error
 
 
 class DynamicsProbe(EveryNFrames):
@@ -36,8 +37,7 @@ class DynamicsProbe(EveryNFrames):
             return
         with pl_module.untouched_randomness():
             batch = pl_module.sample_batch()
-        obs, action, next_obs = batch.transition()
         z = agent.embed(batch.window(agent.spec.leak_free), training=False)
-        loss = (agent.dynamics_prediction(obs, action, z) - (next_obs - obs)).pow(2).mean()
+        loss = dynamics_error(agent, batch, z).mean()
         for logger in trainer.loggers:
             logger.log_metrics({"diag/dynamics_probe": loss.item()}, step=pl_module.env_frames)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from lit_dmash.agent.agent import Agent
-from lit_dmash.agent.update import Batch
+from lit_dmash.agent.update import Batch, td_target
 
 
 def _conditioning(agent: Agent, z: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -34,7 +34,7 @@ def _detached(conditioning: tuple) -> tuple:
 def shadow_gradients(agent: Agent, batch: Batch) -> dict[str, torch.Tensor]:
     """Per seed `[S]`: `actor` / `critic` (the authors' batch-gradient norm) and `*_per_sample` (ours)."""
     window = batch.window(agent.spec.leak_free)
-    obs, action, next_obs = batch.transition()
+    obs, action, _ = batch.transition()
     z = agent.embed(window, training=True).detach().requires_grad_(True)
     frozen = [p for p in agent.parameters() if p.requires_grad]
     for p in frozen:
@@ -47,12 +47,7 @@ def shadow_gradients(agent: Agent, batch: Batch) -> dict[str, torch.Tensor]:
         actor = agent.alpha[:, None] * log_prob - q_pi  # [S, B]
         (actor_grad,) = torch.autograd.grad(actor.sum(), z)
         conditioning = _conditioning(agent, z)
-        with torch.no_grad():
-            next_action, next_log_prob = agent.sample(*agent.actor(next_obs, *_detached(conditioning)))
-            next_q = agent.target_critic(next_obs, next_action, *_detached(conditioning)).min(dim=1).values
-            ends = batch.terminated if agent.spec.sac.bootstrap_timeouts else batch.done
-            soft = next_q - agent.alpha[:, None] * next_log_prob
-            target = batch.reward + (1 - ends.float()) * agent.spec.sac.gamma * soft
+        target = td_target(agent, batch, *conditioning)
         critic = (agent.critic(obs, action, *conditioning) - target.unsqueeze(1)).pow(2).sum(1)  # [S, B]
         (critic_grad,) = torch.autograd.grad(critic.sum(), z)
     finally:

@@ -121,13 +121,33 @@ class _FrozenParams:
             p.requires_grad_(True)
 
 
+def dynamics_error(agent: Agent, batch: Batch, z: torch.Tensor) -> torch.Tensor:
+    """Squared error `[S, B, d_s]` of f's predicted `s' - s` (raw, no normalisation) given `z`."""
+    obs, action, next_obs = batch.transition()
+    return (agent.dynamics_prediction(obs, action, z) - (next_obs - obs)).pow(2)
+
+
+@torch.no_grad()
+def td_target(agent: Agent, batch: Batch, concat: torch.Tensor | None, adapter: torch.Tensor | None) -> torch.Tensor:
+    """The authors' target `[S, B]`: `r + gamma (1 - done) (min Q_targ(s', a') - alpha log pi(a'|s'))`, with
+    `a' ~ pi(s')` and the same conditioning (`z`, adapter) for s and s'; done = terminated or truncated
+    unless `sac.bootstrap_timeouts`."""
+    next_obs = batch.transition()[2]
+    sac = agent.spec.sac
+    concat = concat.detach() if concat is not None else None
+    adapter = adapter.detach() if adapter is not None else None
+    next_action, next_log_prob = agent.sample(*agent.actor(next_obs, concat, adapter))
+    next_q = agent.target_critic(next_obs, next_action, concat, adapter).min(dim=1).values
+    soft_value = next_q - agent.alpha[:, None] * next_log_prob
+    ends = batch.terminated if sac.bootstrap_timeouts else batch.done
+    return batch.reward + (1.0 - ends.float()) * sac.gamma * soft_value
+
+
 def dynamics_loss(agent: Agent, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Per-seed dynamics MSE (times `1 + w KL` for DMA-Pearl), summed over seeds."""
     window = batch.window(agent.spec.leak_free)
-    obs, action, next_obs = batch.transition()
     z = agent.embed(window, training=True)
-    error = (agent.dynamics_prediction(obs, action, z) - (next_obs - obs)).pow(2)
-    per_seed = error.mean(dim=(-2, -1))
+    per_seed = dynamics_error(agent, batch, z).mean(dim=(-2, -1))
     metrics = {"loss_dynamics": per_seed.mean()}
     if agent.spec.kl_weight > 0 and agent.spec.encoder.kind == "plstm":
         kl = agent.encoder.kl(*window, agent.rng, agent.spec.p_mask).mean(dim=(-2, -1))
@@ -147,17 +167,9 @@ def _conditioning(agent: Agent, batch: Batch, grad: bool):
 
 def critic_loss(agent: Agent, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Twin-critic TD loss (per-seed MSE of each twin, summed), with the authors' target."""
-    obs, action, next_obs = batch.transition()
-    sac = agent.spec.sac
+    obs, action, _ = batch.transition()
     concat, adapter = _conditioning(agent, batch, grad="critic" in agent.spec.method.rl_grad)
-    with torch.no_grad():
-        target_concat = concat.detach() if concat is not None else None
-        target_adapter = adapter.detach() if adapter is not None else None
-        next_action, next_log_prob = agent.sample(*agent.actor(next_obs, target_concat, target_adapter))
-        next_q = agent.target_critic(next_obs, next_action, target_concat, target_adapter).min(dim=1).values
-        soft_value = next_q - agent.alpha[:, None] * next_log_prob
-        ends = batch.terminated if sac.bootstrap_timeouts else batch.done
-        target = batch.reward + (1.0 - ends.float()) * sac.gamma * soft_value
+    target = td_target(agent, batch, concat, adapter)
     q = agent.critic(obs, action, concat, adapter)  # [S, 2, B]
     per_seed = F.mse_loss(q, target.unsqueeze(1).expand_as(q), reduction="none").mean(-1).sum(-1)
     return per_seed.sum(), {"loss_critic": per_seed.mean(), "q": q.detach().mean()}
