@@ -9,7 +9,7 @@ import lightning as L
 from jsonargparse.typing import PositiveInt, restricted_number_type
 from lightning.pytorch.utilities import rank_zero_warn
 
-from lit_dmash.errors import ConfigError, check_choice, check_range
+from lit_dmash.errors import check_choice, check_int, check_range
 
 MaskProbability = restricted_number_type("MaskProbability", float, [(">=", 0.0), ("<", 1.0)])
 SCHEDULES = ("constant", "linear", "cosine")
@@ -42,8 +42,8 @@ class MaskingSchedule(L.Callback):
         for name, value in (("start", start), ("end", end)):
             if value is not None:
                 check_range(f"MaskingSchedule.{name}", value, 0.0, 1.0, high_inclusive=False)
-        if over_frames is not None and (not isinstance(over_frames, int) or over_frames < 1):
-            raise ConfigError("MaskingSchedule.over_frames", over_frames, "expected an integer >= 1")
+        if over_frames is not None:
+            check_int("MaskingSchedule.over_frames", over_frames)
         self.schedule, self.start, self.end, self.over_frames = schedule, start, end, over_frames
         self._active = False
 

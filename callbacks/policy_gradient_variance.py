@@ -13,7 +13,7 @@ from jsonargparse.typing import PositiveInt
 from callbacks.periodic import EveryNUpdates
 from lit_dmash import diagnostics as dg
 from lit_dmash.agent.update import Batch, actor_loss
-from lit_dmash.errors import ConfigError
+from lit_dmash.errors import ConfigError, check_int
 
 
 class PolicyGradientVariance(EveryNUpdates):
@@ -34,8 +34,7 @@ class PolicyGradientVariance(EveryNUpdates):
 
     def __init__(self, every_n_updates: PositiveInt = 1000, num_minibatches: PositiveInt = 4) -> None:
         for name, value in (("every_n_updates", every_n_updates), ("num_minibatches", num_minibatches)):
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"PolicyGradientVariance.{name}", value, "expected an integer >= 1")
+            check_int(f"PolicyGradientVariance.{name}", value)
         if num_minibatches < 2:
             raise ConfigError("PolicyGradientVariance.num_minibatches", num_minibatches, "expected an integer >= 2")
         super().__init__(every_n_updates)

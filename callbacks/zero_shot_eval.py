@@ -10,7 +10,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from callbacks import tensorboard
 from callbacks.periodic import EveryNUpdates
-from lit_dmash.errors import ConfigError
+from lit_dmash.errors import ConfigError, check_int
 from lit_dmash.io import atomic_write_json, repo_commit
 from lit_dmash.testing import split_entry
 
@@ -36,10 +36,8 @@ class ZeroShotEvaluation(EveryNUpdates):
     def __init__(
         self, every_n_updates: NonNegativeInt = 5_000, episodes: PositiveInt = 10, splits: list[str] | None = None
     ) -> None:
-        if not isinstance(every_n_updates, int) or every_n_updates < 0:
-            raise ConfigError("ZeroShotEvaluation.every_n_updates", every_n_updates, "expected an integer >= 0")
-        if not isinstance(episodes, int) or episodes < 1:
-            raise ConfigError("ZeroShotEvaluation.episodes", episodes, "expected an integer >= 1")
+        check_int("ZeroShotEvaluation.every_n_updates", every_n_updates, minimum=0)
+        check_int("ZeroShotEvaluation.episodes", episodes)
         super().__init__(every_n_updates)
         self.episodes, self.splits = episodes, splits
         self.history: dict[int, list[dict]] = {}

@@ -13,12 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from lit_dmash.errors import ConfigError, check_choice, check_positive, check_range
-
-
-def check_int(name: str, value: object, minimum: int = 1) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(name, value, f"expected an integer >= {minimum}")
+from lit_dmash.errors import ConfigError, check_choice, check_int, check_positive, check_range
 
 
 def check_widths(name: str, widths: object) -> None:

@@ -28,6 +28,20 @@ def check_choice(field: str, value: Any, choices: Iterable[Any]) -> None:
         raise ConfigError(field, value, f"expected one of {choices}")
 
 
+def check_int(field: str, value: Any, minimum: int | None = 1, maximum: int | None = None) -> None:
+    """Raise a `ConfigError` unless `value` is an integer (never a bool) in `minimum..maximum` (None: unbounded)."""
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    ok = ok and (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
+    if not ok:
+        if minimum is not None and maximum is not None:
+            allowed = f"expected an integer in {minimum}..{maximum}"
+        elif minimum is not None:
+            allowed = f"expected an integer >= {minimum}"
+        else:
+            allowed = "expected an integer"
+        raise ConfigError(field, value, allowed)
+
+
 def check_positive(field: str, value: Any, *, allow_zero: bool = False) -> None:
     """Raise a `ConfigError` unless `value` is a positive (or non-negative) number."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -18,7 +18,7 @@ import torch
 from torchrl.envs import EnvBase
 
 from lit_dmash.envs.extension.contexts import ContextSpace, load_context_space
-from lit_dmash.errors import ConfigError
+from lit_dmash.errors import ConfigError, check_int
 
 EnvFactory = Callable[..., EnvBase]
 ExtensionBuilder = Callable[..., EnvBase]
@@ -110,11 +110,6 @@ def context_space(name: str, context_file: str | Path | None = None) -> ContextS
     return load_context_space(name, context_file)
 
 
-def _check_count(field: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(field, value, "expected an integer >= 1")
-
-
 def make_env(
     name: str,
     split: str = "train",
@@ -135,12 +130,11 @@ def make_env(
     errors name the field and what is allowed.
     """
     check_env_name(name)
-    _check_count("num_envs", num_envs)
-    _check_count("contexts_per_split", contexts_per_split)
+    check_int("num_envs", num_envs)
+    check_int("contexts_per_split", contexts_per_split)
     if horizon is not None:
-        _check_count("horizon", horizon)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError("seed", seed, "expected an integer")
+        check_int("horizon", horizon)
+    check_int("seed", seed, minimum=None)
     return _REGISTRY[name](
         split=split,
         num_envs=num_envs,

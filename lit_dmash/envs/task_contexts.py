@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import yaml
 
-from lit_dmash.errors import ConfigError
+from lit_dmash.errors import ConfigError, check_int
 
 SPLITS = ("train", "eval_in", "eval_out")
 GROUPS = ("non-overlapping", "weakly non-overlapping", "overlapping")
@@ -100,7 +100,7 @@ class TaskSpec:
         if data.get("group") not in GROUPS:
             raise ConfigError(f"{name}.group", data.get("group"), f"expected one of {list(GROUPS)}")
         for field in ("horizon", "window", "updates"):
-            _check_int(f"{name}.{field}", data.get(field))
+            check_int(f"{name}.{field}", data.get(field))
         raw_keys, authors_id = data.get("keys"), data.get("authors_id")
         if not isinstance(raw_keys, list) or not raw_keys:
             raise ConfigError(f"{name}.keys", raw_keys, "expected a non-empty list of context keys")
@@ -117,21 +117,13 @@ class TaskSpec:
         return cls(name, keys, data["group"], data["horizon"], data["window"], data["updates"], authors_id)
 
 
-def _check_int(field: str, value: Any, low: int = 1, high: int | None = None) -> None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low and (high is None or value <= high)
-    if not ok:
-        raise ConfigError(
-            field, value, f"expected an integer in {low}..{high}" if high else f"expected an integer >= {low}"
-        )
-
-
 def _repeat_count(name: str, repeat: Any, options: dict[str, Any]) -> int:
     if not isinstance(repeat, dict) or set(repeat) != {"option", "low", "high"}:
         raise ConfigError(f"{name}.repeat", repeat, "expected {option: <task option>, low: <int>, high: <int>}")
     option, low, high = repeat["option"], repeat["low"], repeat["high"]
     if option not in options:
         raise ConfigError(option, None, f"task {name!r} needs the task option {option} (an integer in {low}..{high})")
-    _check_int(option, options[option], low, high)
+    check_int(option, options[option], low, high)
     return options[option]
 
 
@@ -226,9 +218,8 @@ def split_contexts(
     """The `[contexts_per_split, n_keys]` float64 contexts of `split`, as the authors select them."""
     spec = task_spec(name, **{k: v for k, v in task_options.items() if k != "reset_streams"})
     check_split(spec, split)
-    _check_int("contexts_per_split", contexts_per_split)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError("seed", seed, "expected an integer")
+    check_int("contexts_per_split", contexts_per_split)
+    check_int("seed", seed, minimum=None)
     rng = np.random.RandomState(seed % 2**32)  # one stream for train, eval_in, eval_out, in that order
     for current in SPLITS:
         chosen = select_instances([key.grid(current) for key in spec.keys], contexts_per_split, rng)

@@ -18,16 +18,11 @@ from torchrl.envs import EnvBase
 
 from lit_dmash.envs.paper import build_paper_env
 from lit_dmash.envs.task_contexts import SPLITS, split_contexts, task_spec
-from lit_dmash.errors import ConfigError, check_choice
+from lit_dmash.errors import ConfigError, check_choice, check_int
 from lit_dmash.gym.ids import GYM_IDS
 
 RENDER_MODES = ("rgb_array",)
 TASK_OPTIONS = {"ode_k": ("k",)}  # task -> the `make_env` options its id takes
-
-
-def _check_count(field: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(field, value, "expected an integer >= 1")
 
 
 def check_arguments(
@@ -51,10 +46,10 @@ def check_arguments(
         if name not in own:
             raise ConfigError("option", name, f"{GYM_IDS[task]} accepts {[*accepted, *own]}")
     check_choice("split", split, list(SPLITS))
-    _check_count("num_envs", num_envs)
-    _check_count("contexts_per_split", contexts_per_split)
+    check_int("num_envs", num_envs)
+    check_int("contexts_per_split", contexts_per_split)
     if horizon is not None:
-        _check_count("horizon", horizon)
+        check_int("horizon", horizon)
     check_choice("render_mode", render_mode, [None, *RENDER_MODES])
     task_spec(task, **options)  # ode_k's k: missing or out of range is one line too
     return dict(options)

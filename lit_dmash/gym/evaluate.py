@@ -19,7 +19,7 @@ import gymnasium
 import numpy as np
 
 from lit_dmash.envs.registry import task_window
-from lit_dmash.errors import ConfigError
+from lit_dmash.errors import check_int
 from lit_dmash.gym.ids import task_of
 
 Policy = Callable[[np.ndarray, dict[str, Any]], np.ndarray]
@@ -59,14 +59,13 @@ def evaluate_zero_shot(
     `window` overrides the task's K.
     """
     task = task_of(env_id)
-    if not isinstance(episodes, int) or isinstance(episodes, bool) or episodes < 1:
-        raise ConfigError("episodes", episodes, "expected an integer >= 1")
+    check_int("episodes", episodes)
     contexts_per_split = env_kwargs.get("contexts_per_split", 20)
     envs = gymnasium.make_vec(env_id, num_envs=contexts_per_split, split=split, **env_kwargs)
     try:
         k = task_window(task) if window is None else window
-        if warm_up and (not isinstance(k, int) or isinstance(k, bool) or not 0 <= k <= envs.horizon):
-            raise ConfigError("window", k, f"expected an integer in 0..{envs.horizon} (the horizon)")
+        if warm_up:
+            check_int("window", k, 0, envs.horizon)
         returns, contexts = [], None
         for episode in range(episodes):
             obs, info = envs.reset(seed=seed if episode == 0 else None)

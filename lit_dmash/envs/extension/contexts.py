@@ -40,7 +40,7 @@ from typing import Any
 import torch
 import yaml
 
-from lit_dmash.errors import ConfigError
+from lit_dmash.errors import ConfigError, check_int
 
 Range = tuple[float, float]
 
@@ -109,8 +109,7 @@ class ContextSpace:
         if not isinstance(data, dict):
             raise ConfigError(f"{env}.contexts", data, "expected a mapping with num_actuators, params, splits")
         num_act = data.get("num_actuators")
-        if not isinstance(num_act, int) or isinstance(num_act, bool) or num_act < 1:
-            raise ConfigError(f"{env}.num_actuators", num_act, "expected an integer >= 1")
+        check_int(f"{env}.num_actuators", num_act)
         params = data.get("params", [])
         if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
             raise ConfigError(f"{env}.params", params, "expected a list of parameter names")

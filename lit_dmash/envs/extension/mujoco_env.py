@@ -17,7 +17,7 @@ import torch
 from lit_dmash.envs.batched_sims import BatchedSimEnv
 from lit_dmash.envs.extension.contexts import ContextSampler, ContextSpace
 from lit_dmash.envs.simulators import Simulator, child_seed
-from lit_dmash.errors import ConfigError
+from lit_dmash.errors import ConfigError, check_int
 
 MODEL_PARAMETERS: dict[str, tuple[tuple[str, int | None], ...]] = {
     # name -> the MjModel arrays (and column; None = all) it scales, relative to the XML defaults
@@ -47,8 +47,7 @@ class BatchedMujocoEnv(BatchedSimEnv):
             raise ConfigError(
                 f"{context_space.env}.params", unknown[0], f"expected names from {list(MODEL_PARAMETERS)}"
             )
-        if not isinstance(horizon, int) or horizon < 1:
-            raise ConfigError("horizon", horizon, "expected an integer > 0")
+        check_int("horizon", horizon)
         self.context_space = context_space
         self.split_name = split
         self._split = context_space.split(split)
