@@ -64,8 +64,8 @@ def evaluate_zero_shot(
     envs = gymnasium.make_vec(env_id, num_envs=contexts_per_split, split=split, **env_kwargs)
     try:
         k = task_window(task) if window is None else window
-        if warm_up:
-            check_int("window", k, 0, envs.horizon)
+        if warm_up and (not isinstance(k, int) or isinstance(k, bool) or not 0 <= k <= envs.horizon):
+            raise ConfigError("window", k, f"expected an integer in 0..{envs.horizon} (the horizon)")
         returns, contexts = [], None
         for episode in range(episodes):
             obs, info = envs.reset(seed=seed if episode == 0 else None)
