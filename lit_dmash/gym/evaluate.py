@@ -19,7 +19,7 @@ import gymnasium
 import numpy as np
 
 from lit_dmash.envs.registry import task_window
-from lit_dmash.errors import check_int
+from lit_dmash.errors import ConfigError, check_int
 from lit_dmash.gym.ids import task_of
 
 Policy = Callable[[np.ndarray, dict[str, Any]], np.ndarray]
