@@ -11,8 +11,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from callbacks import tensorboard
 from callbacks.periodic import EveryNUpdates
 from lit_dmash.errors import ConfigError, check_int
-from lit_dmash.io import atomic_write_json, repo_commit
-from lit_dmash.testing import split_entry
+from lit_dmash.records import split_entry, write_record
 
 
 class ZeroShotEvaluation(EveryNUpdates):
@@ -101,16 +100,5 @@ class ZeroShotEvaluation(EveryNUpdates):
     def _write(self, pl_module: L.LightningModule, seed: int) -> None:
         if self._root is None:
             return
-        spec = pl_module.task_spec
-        atomic_write_json(
-            self._root / f"seed{seed}" / "eval.json",
-            {
-                "task": pl_module.env_cfg.name,
-                "method": pl_module.method.name,
-                "seed": seed,
-                "group": getattr(spec, "group", None),
-                "commit": repo_commit(),
-                "episodes_per_context": self.episodes,
-                "evaluations": self.history[seed],
-            },
-        )
+        evaluations = self.history[seed]
+        write_record(pl_module, seed, "eval.json", episodes_per_context=self.episodes, evaluations=evaluations)

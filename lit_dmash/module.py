@@ -289,7 +289,7 @@ class ContextualSAC(L.LightningModule):
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         """Evaluate the loaded agent on `test_splits`; write `seed<k>/test.json` and log `test/<split>/return`."""
-        from lit_dmash.testing import write_test_results
+        from lit_dmash.records import write_test_results
 
         results = {split: self.evaluate(split, self.test_episodes) for split in self.test_splits or self.split_names}
         metrics = write_test_results(self, results)
