@@ -26,9 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lit_dmash.aggregate import _pyplot, _save_figure, aggregate_grid, collect, method_colours, plot_curves
+from lit_dmash.aggregate import aggregate_grid
 from lit_dmash.envs import task_spec
+from lit_dmash.grid_results import collect
 from lit_dmash.io import atomic_write_json, repo_commit
+from lit_dmash.plots import method_colours, plot_curves, pyplot, save_figure
 from lit_dmash.results import method_order
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,7 +76,7 @@ def plot_per_context(task: str, methods: dict[str, dict[int, dict]], colours: di
     if not binary:
         return None
     sign, value = binary[0], next(i for i in range(len(names)) if i != binary[0])
-    plt = _pyplot()
+    plt = pyplot()
     splits = list(next(iter(next(iter(methods.values())).values()))["evaluations"][0]["splits"])
     fig, axes = plt.subplots(2, len(splits), figsize=(4.2 * len(splits), 6.4), squeeze=False, sharey=True)
     for column, split in enumerate(splits):
@@ -132,10 +134,10 @@ def main(argv: list[str] | None = None) -> dict:
     for task, by_method in runs.items():
         ordered = {m: by_method[m] for m in methods if m in by_method}
         splits = list(next(iter(next(iter(ordered.values())).values()))["evaluations"][0]["splits"])
-        _save_figure(plot_curves(task, ordered, splits, args.reps, colours), args.out / f"curves_{task}.png")
+        save_figure(plot_curves(task, ordered, splits, args.reps, colours), args.out / f"curves_{task}.png")
         figure = plot_per_context(task, ordered, colours)
         if figure is not None:
-            _save_figure(figure, args.out / f"per_context_{task}.png")
+            save_figure(figure, args.out / f"per_context_{task}.png")
     report = {
         "command": " ".join(["python", "bench/paper_budget.py", *(argv if argv is not None else sys.argv[1:])]),
         "commit": repo_commit(),

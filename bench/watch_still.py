@@ -7,9 +7,9 @@
 With `--ckpt` the agent is the checkpoint's (weights-only read); without, a tiny DMA*-SH policy is
 trained here for `--updates` updates (a few CPU minutes: it shows what the picture looks like,
 not a learnt gait). Both contexts run the authors' evaluation protocol (warm-up, reset, one
-deterministic episode, `PolicyVideo`'s recorder) and the frame after `--step` scored steps is
-kept, each tile labelled with its context and return so far. A JSON beside the PNG records the
-command, commit, date, contexts and returns.
+deterministic episode, recorded by `lit_dmash.video` as `PolicyVideo` records) and the frame after
+`--step` scored steps is kept, each tile labelled with its context and return so far. A JSON beside
+the PNG records the command, commit, date, contexts and returns.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import lightning as L
 import numpy as np
 from PIL import Image
 
-from callbacks.policy_video import FrameRecorder, describe_context, grid, label
 from lit_dmash.io import atomic_write_json, repo_commit
 from lit_dmash.render import gl_backend
+from lit_dmash.video import FrameRecorder, describe_context, grid, label
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

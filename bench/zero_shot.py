@@ -22,11 +22,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lit_dmash.aggregate import aggregate_grid, task_markdown
+from lit_dmash.aggregate import aggregate_grid
 from lit_dmash.grid import GridSpec
 from lit_dmash.io import atomic_write_json, repo_commit
 from lit_dmash.launchers import launch
 from lit_dmash.methods import PAPER_ARMS
+from lit_dmash.report_markdown import task_markdown
 
 
 def fixed_format(summary: dict, task: str, methods: list[str]) -> dict:

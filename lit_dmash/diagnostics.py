@@ -9,7 +9,6 @@ return Python floats or numpy arrays.
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -22,29 +21,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 ArrayLike = np.ndarray | torch.Tensor | Sequence
-
-
-def mode_ids(context: torch.Tensor, num_actuators: int) -> tuple[torch.Tensor, list[str]]:
-    """Integer mode per context `[N]` and a label per mode id, e.g. `"+-"`."""
-    signs = context[..., :num_actuators] > 0
-    weights = 2 ** torch.arange(num_actuators - 1, -1, -1, device=context.device)
-    codes = (signs.long() * weights).sum(-1)
-    labels = [
-        "".join("+" if (code >> (num_actuators - 1 - i)) & 1 else "-" for i in range(num_actuators))
-        for code in range(2**num_actuators)
-    ]
-    return codes, labels
-
-
-def mean_resultant_length(z: torch.Tensor) -> float:
-    """Concentration of directions: `|| mean(z / ||z||) ||`, 1 when all point the same way, ~0 when spread."""
-    return torch.nn.functional.normalize(z, dim=-1, eps=1e-8).mean(0).norm().item()
-
-
-def angle_deg(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Angle between two vectors in degrees."""
-    cos = torch.nn.functional.cosine_similarity(a, b, dim=0, eps=1e-8).clamp(-1.0, 1.0)
-    return math.degrees(math.acos(cos.item()))
 
 
 def minibatch_variance(grads: torch.Tensor) -> float:

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from rliable import metrics
 
-from lit_dmash.aggregate import aggregate_grid, collect, curves, final_scores
+from lit_dmash.aggregate import aggregate_grid
 from lit_dmash.aggregate import main as aggregate_main
 from lit_dmash.grid import GridSpec
+from lit_dmash.grid_results import collect, curves, final_scores
 from lit_dmash.results import (
     NATURAL_BOUNDS,
     aggregate_iqm,

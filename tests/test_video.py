@@ -11,9 +11,9 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from callbacks import PolicyVideo
-from callbacks.policy_video import LINE_HEIGHT, choose_contexts, record_split
 from lit_dmash import render
 from lit_dmash.envs import make_env, task_spec
+from lit_dmash.video import LINE_HEIGHT, choose_contexts, record_split
 
 WIDTH, HEIGHT = 96, 48
 LABEL_STRIP = 3 * LINE_HEIGHT + 4  # three lines of text above each tile
