@@ -75,6 +75,7 @@ def log_step(module) -> None:
         "train/updates": float(module.updates),
         "train/episodes": float(collector.episodes),
         "train/nonfinite_skipped": float(module.nonfinite_skipped),
+        "train/sim_failures": float(module.sim_failures),
         "train/p_mask": float(module.spec.p_mask),
     }
     timing = module.timing

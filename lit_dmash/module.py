@@ -36,8 +36,9 @@ from lit_dmash.agent.spec import AgentSpec, resolve
 from lit_dmash.agent.update import EAGER, Batch, Losses, NonFiniteError, Optimizers, update
 from lit_dmash.config import ContextConfig, EnvConfig, ProtocolConfig, SACConfig
 from lit_dmash.envs import make_env, task_window
+from lit_dmash.envs.simulators import SimulationFailure
 from lit_dmash.errors import ConfigError, check_choice
-from lit_dmash.experience.collector import Collector
+from lit_dmash.experience.collector import Collector, SimulationFailed
 from lit_dmash.experience.replay import EpisodeReplay
 from lit_dmash.experience.rollout import SeedEnvs, run_episodes
 from lit_dmash.memory import check_buffer_fits
@@ -99,7 +100,9 @@ class ContextualSAC(L.LightningModule):
         seeds: Train several seeds at once as a batch: a count N (seeds `seed .. seed + N - 1`)
             or a list. Each seed is exactly the run it would be alone; outputs go to `seed<k>/`.
         on_nonfinite: `stop` (raise; `RunCheckpoint` saves the last good state) or `skip` (abandon
-            the update, count it in `train/nonfinite_skipped`).
+            the update or the env step, count it in `train/nonfinite_skipped`; a failed MuJoCo
+            simulation in `train/sim_failures`). Either way nothing non-finite or made up is stored.
+            A simulation that fails during an evaluation always stops the run.
         replay_device: Where the replay lives: None = the training device.
         test_splits: Splits `python -m lit_dmash test` evaluates (default: every split of the task).
         test_episodes: Episodes per context in `test` (the paper: 10; the authors' code: 5).
@@ -150,6 +153,7 @@ class ContextualSAC(L.LightningModule):
         self.env_frames = 0
         self.updates = 0
         self.nonfinite_skipped = 0
+        self.sim_failures = 0  # failed simulations dropped with on_nonfinite=skip
         self.last_metrics: dict[str, float] = {}
         self.timing = {"collect_s": 0.0, "update_s": 0.0}
         self.collector: Collector | None = None  # per rank, built in on_fit_start; never saved by Lightning
@@ -242,13 +246,20 @@ class ContextualSAC(L.LightningModule):
         compat.log_step(self)
 
     def _collect(self) -> bool:
-        """One vector step; False if it met a non-finite value and was dropped (`on_nonfinite: skip`)."""
+        """One vector step; False if it met a non-finite value or a failed simulation and was dropped
+        (`on_nonfinite: skip`: counted in `nonfinite_skipped` or, per failed sub-env, `sim_failures`)."""
         try:
             self.collector.step()
         except NonFiniteError as err:
             if self.on_nonfinite == "stop":
-                raise NonFiniteError(f"{err}, env frame {self.env_frames} (on_nonfinite=stop)") from err
-            self.nonfinite_skipped += 1
+                raise NonFiniteError(
+                    f"{err}, env frame {self.env_frames} (on_nonfinite=stop; "
+                    f"model.on_nonfinite=skip drops such steps instead)"
+                ) from err
+            if isinstance(err, SimulationFailed):
+                self.sim_failures += err.simulations
+            else:
+                self.nonfinite_skipped += 1
             self.collector.recover()
             return False
         return True
@@ -316,6 +327,9 @@ class ContextualSAC(L.LightningModule):
         try:
             warm = self.protocol.warm_up if warm_up is None else warm_up
             return run_episodes(self.agent, envs, self.spec.window, episodes, warm)
+        except SimulationFailure as failure:  # an episode's return would be made up: never skipped
+            index = failure.seed_index or 0
+            raise NonFiniteError(f"{failure} (seed {self.seeds[index]}) while evaluating split {split}") from failure
         finally:
             envs.close()
 
@@ -345,5 +359,6 @@ class ContextualSAC(L.LightningModule):
         check_compatible(self, state)  # before Lightning loads weights of the wrong shape
         self.env_frames, self.updates = state["env_frames"], state["updates"]
         self.nonfinite_skipped = state.get("nonfinite_skipped", 0)
+        self.sim_failures = state.get("sim_failures", 0)
         if state.get("collector") is not None:
             self._resume = state  # the rest needs the collector: applied in on_fit_start

@@ -34,6 +34,7 @@ def training_state(module: L.LightningModule) -> dict[str, Any]:
         "env_frames": module.env_frames,
         "updates": module.updates,
         "nonfinite_skipped": module.nonfinite_skipped,
+        "sim_failures": module.sim_failures,
         "collector": module.collector.state_dict() if module.collector is not None else None,
     }
 

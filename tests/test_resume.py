@@ -321,6 +321,58 @@ def test_nan_skip_mode_drops_bad_steps_and_counts_them(tmp_path):
     assert torch.isfinite(module.agent.log_alpha).all()
 
 
+class BreakSimulation(L.Callback):
+    """Makes one training simulator diverge before vector step `at` (dm_control then raises PhysicsError);
+    keeps the replay as it is right after that step."""
+
+    def __init__(self, at: int, sub_env: int = 1):
+        self.at, self.sub_env, self.replay_after = at, sub_env, None
+
+    def on_train_batch_start(self, trainer, pl_module, *args):
+        if pl_module.collector.vector_steps == self.at:
+            pl_module.collector.envs.envs[0].simulators[self.sub_env].data.qvel[:] = float("nan")
+
+    def on_train_batch_end(self, trainer, pl_module, *args):
+        if self.replay_after is None and pl_module.collector.vector_steps > self.at:
+            self.replay_after = pl_module.collector.replay.state_dict()
+
+
+def _made_up_transitions(replay: dict, sub_env: int, window: int) -> int:
+    """Stored transitions that look like the old fallback: reward exactly 0 and next_obs equal to obs."""
+    data, stored = replay["data"], 0
+    for slot, length in zip(replay["slots"].tolist(), replay["lengths"].tolist(), strict=False):
+        rows = slice(window, window + length)
+        same = (data["next_obs"][0, sub_env, slot, rows] == data["obs"][0, sub_env, slot, rows]).all(-1)
+        stored += int((same & (data["reward"][0, sub_env, slot, rows] == 0)).sum())
+    return stored
+
+
+def test_a_physics_failure_stops_naming_task_context_and_step(tmp_path):
+    module = tiny_module("dr", task="cheetah", total_steps=20)
+    with pytest.raises(NonFiniteError) as error:
+        fit(module, tmp_path, extra=[BreakSimulation(at=15)])
+    message = str(error.value)
+    context = "(context length=1.2, action_factor=1)"
+    assert message.startswith(f"simulation failed in task cheetah, sub-env 1 {context}, episode step 4: ")
+    assert "PhysicsError" in message and "(seed 0, vector step 15), env frame 30" in message
+    assert "model.on_nonfinite=skip" in message and "\n" not in message
+    saved = load_safely(tmp_path / "checkpoints" / "last.ckpt")
+    assert saved["lit_dmash"]["collector"]["vector_steps"] == 15, "the failed step is neither stored nor counted"
+    assert saved["lit_dmash"]["collector"]["envs"] == [None], "the failed episodes are not saved for resuming"
+
+
+def test_a_physics_failure_with_skip_drops_the_step_counts_and_logs_it(tmp_path):
+    module = tiny_module("dr", task="cheetah", total_steps=8, on_nonfinite="skip")
+    broken = BreakSimulation(at=15)
+    trainer, _ = fit(module, tmp_path, extra=[broken])
+    assert module.sim_failures == 1 and module.nonfinite_skipped == 0
+    assert trainer.callback_metrics["train/sim_failures"].item() == 1 and trainer.state.finished
+    replay = broken.replay_after
+    # Capacity 2: the episode of steps 12.. (slot 0) ends with steps 12-14, before the failed step 15.
+    assert replay["lengths"].tolist() == [3, 6] and replay["current"] == 1
+    assert _made_up_transitions(replay, sub_env=1, window=3) == 0, "a made-up transition reached the replay"
+
+
 def test_replay_that_does_not_fit_is_refused_before_allocation():
     check_buffer_fits(1000, available=10**6)
     with pytest.raises(ConfigError, match=r"protocol\.buffer_size"):
