@@ -34,7 +34,7 @@ from lit_dmash import compat
 from lit_dmash.agent.agent import Agent
 from lit_dmash.agent.spec import AgentSpec, resolve
 from lit_dmash.agent.update import EAGER, Batch, Losses, NonFiniteError, Optimizers, update
-from lit_dmash.config import ContextConfig, EnvConfig, ProtocolConfig, SACConfig
+from lit_dmash.config import ContextConfig, EnvConfig, ProtocolConfig, SACConfig, check_context_applies
 from lit_dmash.envs import make_env, task_window
 from lit_dmash.envs.simulators import SimulationFailure
 from lit_dmash.errors import ConfigError, check_choice
@@ -42,7 +42,7 @@ from lit_dmash.experience.collector import Collector, SimulationFailed
 from lit_dmash.experience.replay import EpisodeReplay
 from lit_dmash.experience.rollout import SeedEnvs, run_episodes
 from lit_dmash.memory import check_buffer_fits
-from lit_dmash.methods import get_method
+from lit_dmash.methods import Method, get_method
 from lit_dmash.run_state import check_compatible, training_state
 
 
@@ -63,6 +63,7 @@ def resolve_seeds(seed: int, seeds: int | Sequence[int] | None) -> list[int]:
 
 
 def validate_arguments(
+    method: Method,
     env: EnvConfig,
     protocol: ProtocolConfig,
     sac: SACConfig,
@@ -77,6 +78,7 @@ def validate_arguments(
     protocol.validate()
     sac.validate(env.num_envs)
     context.validate()
+    check_context_applies(method, context)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError("seed", seed, "expected an integer (set it with seed_everything)")
     check_choice("on_nonfinite", on_nonfinite, ("stop", "skip"))
@@ -95,7 +97,9 @@ class ContextualSAC(L.LightningModule):
         env: Task, sub-envs per seed, contexts per split.
         protocol: Budget, random warm-up, replay size, context warm-up.
         sac: Networks, SAC settings and learning rates.
-        context: Encoder, masking, dynamics model and hypernetwork (context methods).
+        context: Encoder, masking, dynamics model and hypernetwork (context methods). A field the
+            arm never reads (e.g. `p_mask` for `dr`, `kl_weight` without the `plstm` encoder) is
+            refused, naming the field and the method; `window` (the warm-up length) applies to all.
         seed: The run's seed (from the CLI: linked to `seed_everything`).
         seeds: Train several seeds at once as a batch: a count N (seeds `seed .. seed + N - 1`)
             or a list. Each seed is exactly the run it would be alone; outputs go to `seed<k>/`.
@@ -125,7 +129,9 @@ class ContextualSAC(L.LightningModule):
         # Copies: a dataclass default instance is shared between calls.
         env, protocol, sac, context = (copy.deepcopy(c) for c in (env, protocol, sac, context))
         self.method = get_method(method)
-        seed_list = validate_arguments(env, protocol, sac, context, seed, seeds, on_nonfinite, test_episodes)
+        seed_list = validate_arguments(
+            self.method, env, protocol, sac, context, seed, seeds, on_nonfinite, test_episodes
+        )
         super().__init__()
         self.automatic_optimization = False
         self.env_cfg, self.protocol, self.sac_cfg, self.context_cfg = env, protocol, sac, context

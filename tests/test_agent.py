@@ -4,6 +4,7 @@ the TD target and log-probability formulas, and seeds that do not see each other
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import pytest
@@ -205,16 +206,7 @@ def test_running_input_norm_option_tracks_collected_transitions(tmp_path):
     import lightning as L
     from conftest import tiny_module
 
-    from lit_dmash.config import ContextConfig
-
-    module = tiny_module("dmash", total_steps=2)
-    module = type(module)(
-        method="dmash",
-        env=module.env_cfg,
-        protocol=module.protocol,
-        sac=module.sac_cfg,
-        context=ContextConfig(window=3, select_fraction=0.5, hypernet_hidden=[8, 8], input_norm="running"),
-    )
+    module = tiny_module("dmash", total_steps=2, context={"input_norm": "running"})
     L.Trainer(max_epochs=-1, default_root_dir=tmp_path, logger=False, enable_progress_bar=False).fit(module)
     norm = module.agent.normalizer
     assert norm is not None
@@ -230,3 +222,56 @@ def test_compiled_losses_equal_the_eager_ones():
     eager = EAGER.critic(agent, batch)[0]
     agent.rng.load_state_dict(state)  # the same random draws (they are counter-based)
     torch.testing.assert_close(compiled.critic(agent, batch)[0], eager, rtol=1e-4, atol=1e-5)
+
+
+CHANGED_CONTEXT = {  # a value away from the default for every context field but `window`
+    "leak_free": True,
+    "select_fraction": 0.5,
+    "z_dim": 4,
+    "model_dim": 16,
+    "encoder": "meanpool",
+    "input_norm": "running",
+    "output_norm": "l2",
+    "p_mask": 0.1,
+    "kl_weight": 0.1,
+    "adapter": "lowrank",
+    "adapter_rank": 3,
+    "hypernet_hidden": [4],
+    "lr_encoder": 1e-2,
+    "lr_dynamics": 1e-2,
+}
+
+
+def _after_one_update(method: str, context: ContextConfig) -> dict[str, torch.Tensor]:
+    spec = resolve(get_method(method), OBS, ACT, CTX, K, SACConfig(hidden_dims=[16, 16]), context)
+    agent = Agent(spec, [0])
+    update(agent, make_batch(), make_optimizers(agent), 0)
+    return agent.state_dict()
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(a[k].shape == b[k].shape and torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_context_options_refused_as_inert_change_nothing_and_the_others_do(method):
+    """The refusal of `context.*` options per arm (`inert_context_fields`) is right both ways: an option
+    it calls inert leaves the agent and its update unchanged; every other option changes them."""
+    from lit_dmash.config import inert_context_fields
+
+    base = ContextConfig(hypernet_hidden=[8])
+    reference = _after_one_update(method, base)
+    for name, value in CHANGED_CONTEXT.items():
+        changed = dataclasses.replace(base, **{name: value})
+        inert = name in inert_context_fields(get_method(method), changed)
+        assert _same(_after_one_update(method, changed), reference) == inert, (name, inert)
+
+
+@pytest.mark.parametrize("adapter", ["scale_shift", "full"])
+def test_adapter_rank_is_inert_for_adapters_without_a_rank(adapter):
+    from lit_dmash.config import inert_context_fields
+
+    base = ContextConfig(hypernet_hidden=[8], adapter=adapter)
+    ranked = dataclasses.replace(base, adapter_rank=3)
+    assert "adapter_rank" in inert_context_fields(get_method("dmash"), ranked)
+    assert _same(_after_one_update("dmash", ranked), _after_one_update("dmash", base))

@@ -167,6 +167,27 @@ BAD_INPUT = [
         "lit-dmash: error: invalid protocol.buffer_size=",
     ),
     (["--ckpt_path=last"], "lit-dmash: error: --ckpt_path last: no checkpoints/last.ckpt under"),
+    (
+        ["--model.context.p_mask=0.2", "--model.method=dr"],
+        "lit-dmash: error: invalid context.p_mask=0.2: does nothing for method 'dr', which has no context "
+        "encoder or dynamics model; leave it unset",
+    ),
+    (["--model.context.leak_free=true", "--model.method=concat"], "lit-dmash: error: invalid context.leak_free=True"),
+    (["--model.context.z_dim=4", "--model.method=da"], "lit-dmash: error: invalid context.z_dim=4: does nothing for"),
+    (
+        ["--model.context.hypernet_hidden=[8]", "--model.method=dma_star"],
+        "lit-dmash: error: invalid context.hypernet_hidden=[8]: does nothing for method 'dma_star', which has no "
+        "adapter or hypernetwork",
+    ),
+    (
+        ["--model.context.kl_weight=0.1", "--model.method=dma"],
+        "lit-dmash: error: invalid context.kl_weight=0.1: does nothing for method 'dma' with encoder 'lstm': "
+        "only the Gaussian plstm has a KL term",
+    ),
+    (
+        ["--model.context.adapter_rank=3", "--model.context.adapter=full"],
+        "lit-dmash: error: invalid context.adapter_rank=3: does nothing with context.adapter='full'",
+    ),
 ]
 
 
