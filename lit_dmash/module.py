@@ -110,6 +110,9 @@ class ContextualSAC(L.LightningModule):
         replay_device: Where the replay lives: None = the training device.
         test_splits: Splits `python -m lit_dmash test` evaluates (default: every split of the task).
         test_episodes: Episodes per context in `test` (the paper: 10; the authors' code: 5).
+        allow_protocol_change: Let `fit --ckpt_path` resume under changed `env.*`, `protocol.*`,
+            `sac.*` or `context.*` values (refused by default, naming the fields; the budget
+            `protocol.total_steps`, `steps_per_batch` and `compile` may always change).
     """
 
     def __init__(
@@ -125,6 +128,7 @@ class ContextualSAC(L.LightningModule):
         replay_device: str | None = None,
         test_splits: list[str] | None = None,
         test_episodes: int = 10,
+        allow_protocol_change: bool = False,
     ) -> None:
         # Copies: a dataclass default instance is shared between calls.
         env, protocol, sac, context = (copy.deepcopy(c) for c in (env, protocol, sac, context))
@@ -137,6 +141,9 @@ class ContextualSAC(L.LightningModule):
         self.env_cfg, self.protocol, self.sac_cfg, self.context_cfg = env, protocol, sac, context
         self.seed, self.seeds, self.on_nonfinite, self.replay_device = seed, seed_list, on_nonfinite, replay_device
         self.test_splits, self.test_episodes = test_splits, test_episodes
+        if not isinstance(allow_protocol_change, bool):
+            raise ConfigError("allow_protocol_change", allow_protocol_change, "expected true or false")
+        self.allow_protocol_change = allow_protocol_change
         configs = {"env": env, "protocol": protocol, "sac": sac, "context": context}
         hparams = {"method": method} | {name: dataclasses.asdict(c) for name, c in configs.items()}
         self.save_hyperparameters(hparams | {"seed": seed, "seeds": seed_list, "on_nonfinite": on_nonfinite})
@@ -362,7 +369,8 @@ class ContextualSAC(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("lit_dmash")
-        check_compatible(self, state)  # before Lightning loads weights of the wrong shape
+        # Before Lightning loads weights of the wrong shape; a fit also checks the protocol.
+        check_compatible(self, state, checkpoint.get("hyper_parameters"), resuming=compat.fitting(self))
         self.env_frames, self.updates = state["env_frames"], state["updates"]
         self.nonfinite_skipped = state.get("nonfinite_skipped", 0)
         self.sim_failures = state.get("sim_failures", 0)

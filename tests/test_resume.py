@@ -93,6 +93,49 @@ def test_a_seed_batched_run_resumes_exactly(tmp_path):
     assert all(resumed.metrics[u] == straight.metrics[u] for u in resumed.metrics)
 
 
+def test_resume_under_a_changed_protocol_is_refused_unless_asked_for(tmp_path):
+    fit(tiny_module("dmash", total_steps=3), tmp_path / "first")
+    ckpt = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    changes = {"sac": {"gamma": 0.9, "bootstrap_timeouts": True}, "env": {"contexts_per_split": 4}}
+    with pytest.raises(CheckpointError) as refused:
+        fit(tiny_module("dmash", total_steps=8, **changes), tmp_path / "refused", ckpt_path=ckpt)
+    assert str(refused.value).startswith(
+        "resuming under a changed protocol (env.contexts_per_split 2 -> 4, sac.gamma 0.99 -> 0.9, "
+        "sac.bootstrap_timeouts False -> True); "
+    )
+    assert str(refused.value).endswith("or pass --model.allow_protocol_change=true if the change is meant")
+    with pytest.raises(CheckpointError, match=r"context\.lr_encoder 0\.0003 -> 0\.001\)"):
+        fit(tiny_module("dmash", total_steps=8, context={"lr_encoder": 1e-3}), tmp_path / "lr", ckpt_path=ckpt)
+    with pytest.raises(CheckpointError, match=r"it has env\.num_envs=2, this run has 4 \(the replay"):
+        module = tiny_module("dmash", total_steps=8, env={"num_envs": 4}, allow_protocol_change=True)
+        fit(module, tmp_path / "envs", ckpt_path=ckpt)
+
+    module = tiny_module("dmash", total_steps=8, allow_protocol_change=True, **changes)
+    _, resumed = fit(module, tmp_path / "allowed", ckpt_path=ckpt)
+    assert min(resumed.metrics) == 5 and module.updates == 9 and module.sac_cfg.gamma == 0.9
+
+
+def test_the_cli_names_the_changed_protocol_fields_and_the_flag_in_one_line(tmp_path, capsys):
+    from lit_dmash.cli import main
+
+    run = ["fit", "-c", "conf/quickstart_di.yaml", *TINY_CLI, f"--trainer.default_root_dir={tmp_path}"]
+    main([*run, "--model.method=dr"])
+    resume = [*run, "--model.method=dr", "--model.sac.lr_actor=0.001", "--model.protocol.total_steps=12"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main([*resume, "--ckpt_path=last"])
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        "lit-dmash: error: resuming under a changed protocol (sac.lr_actor 0.0003 -> 0.001); the checkpoint's "
+        "run would continue under other settings than it started with. Resume with the checkpoint's values, "
+        "start a new run, or pass --model.allow_protocol_change=true if the change is meant"
+    )
+    main([*resume, "--ckpt_path=last", "--model.allow_protocol_change=true"])
+    saved = load_safely(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")
+    assert saved["lit_dmash"]["updates"] == 13 and saved["hyper_parameters"]["sac"]["lr_actor"] == 0.001
+
+
 def _tiny_cli(tmp_path: Path, *extra: str) -> list[str]:
     return [*TINY_CLI, f"--trainer.default_root_dir={tmp_path}", *extra]
 
