@@ -90,6 +90,8 @@ def main() -> None:
     spec.validate()
     start = time.perf_counter()
     status = launch(spec, aggregate=False)
+    if status == 2:  # --runs holds finished runs of other fit arguments: launch said which, in one line
+        raise SystemExit(2)
     if status:
         raise SystemExit(f"some runs failed (exit {status}); see their fit.log under {args.runs}")
     summary = aggregate_grid(args.runs, baselines=args.baselines)
