@@ -71,12 +71,30 @@ def _unpickler_reason(message: str) -> str:
     return after[0] if after else (lines[0] if lines else "unreadable")
 
 
+def stale_temp_files(path: str | Path) -> list[Path]:
+    """Temp files `atomic_open` left beside `path` when a write was killed (SIGKILL, OOM, power)."""
+    path = Path(path)
+    return sorted(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []
+
+
+def remove_stale_temp_files(path: str | Path) -> int:
+    """Remove them (each can be as large as the checkpoint); how many. Only while nothing writes `path`."""
+    stale = stale_temp_files(path)
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return len(stale)
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Temp file in the same folder + fsync + rename; loads weights-only, one-line errors."""
+    """Temp file in the same folder + fsync + rename; loads weights-only, one-line errors.
+
+    After every successful save, temp files of the same target left by killed writes are removed.
+    """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
         with atomic_open(path, "wb") as f:
             torch.save(checkpoint, f)
+        remove_stale_temp_files(path)
 
     def load_checkpoint(self, path: str | Path, map_location: Any = None, weights_only: bool | None = None) -> dict:
         # weights_only is forced: nothing we write needs pickled objects, and nothing we read may run code.

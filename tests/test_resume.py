@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -200,9 +201,13 @@ def test_sigkill_at_any_moment_resumes_from_the_newest_complete_checkpoint(tmp_p
     def updates() -> int:
         return load_safely(last)["lit_dmash"]["updates"] if last.exists() else -1
 
+    def temp_files() -> set[str]:
+        return {p.name for p in os.scandir(ckpt_dir) if p.name.endswith(".tmp")} if ckpt_dir.is_dir() else set()
+
     killed_mid_write = 0
     for attempt in range(4):
         mid_write = attempt % 2 == 0
+        earlier = temp_files()  # left by earlier kills: a kill now only counts with a temp file of its own
         proc = subprocess.Popen(
             cli_command(*args, *(["--ckpt_path=last"] if attempt else [])),
             cwd=REPO,
@@ -212,7 +217,7 @@ def test_sigkill_at_any_moment_resumes_from_the_newest_complete_checkpoint(tmp_p
         before, written, deadline = updates(), mtime(), time.monotonic() + 240
         while proc.poll() is None and time.monotonic() < deadline:
             if mtime() > written and mid_write:  # a complete new checkpoint exists: kill during the next write
-                if ckpt_dir.is_dir() and any(p.name.endswith(".tmp") for p in os.scandir(ckpt_dir)):
+                if temp_files() - earlier:
                     break
                 time.sleep(0.0005)
             elif mtime() > written:
@@ -223,12 +228,52 @@ def test_sigkill_at_any_moment_resumes_from_the_newest_complete_checkpoint(tmp_p
         assert proc.poll() is None, proc.communicate()[1][-2000:]
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
-        killed_mid_write += mid_write and any(p.name.endswith(".tmp") for p in os.scandir(ckpt_dir))
+        killed_mid_write += mid_write and bool(temp_files() - earlier)
         assert updates() >= max(before, 0)  # last.ckpt is never unreadable, whenever the kill came
     assert killed_mid_write >= 1, "no kill landed while a checkpoint was being written"
     final = run_cli(*_tiny_cli(tmp_path, f"--model.protocol.total_steps={updates() + 3}", "--ckpt_path=last", *big))
     assert final.returncode == 0, final.stderr[-2000:]
-    assert not any(p.name.endswith(".tmp") for p in ckpt_dir.iterdir()) or last.exists()
+    assert last.exists() and not temp_files(), "the temp files the kills left are removed"
+
+
+KILLED_WRITE = """
+import os, signal, sys
+from lit_dmash.io import atomic_open
+
+with atomic_open(sys.argv[1], "wb") as f:
+    f.write(os.urandom(4096))
+    f.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _killed_write(path: Path) -> Path:
+    """A real temp file left beside `path` by a process killed while it wrote `path`."""
+    proc = subprocess.run([sys.executable, "-c", KILLED_WRITE, str(path)], cwd=REPO, capture_output=True)
+    assert proc.returncode == -signal.SIGKILL
+    (tmp,) = path.parent.glob(f".{path.name}.*.tmp")
+    return tmp
+
+
+class SeesTempFiles(L.Callback):
+    def on_train_start(self, trainer, pl_module):
+        self.at_start = sorted(p.name for p in (Path(trainer.default_root_dir) / "checkpoints").glob("*.tmp"))
+
+
+def test_temp_files_of_killed_saves_are_removed_on_start_and_after_a_save(tmp_path):
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    last.parent.mkdir()
+    _killed_write(last)
+    other = tmp_path / "checkpoints" / ".other.ckpt.abc.tmp"  # not last.ckpt's: left alone
+    other.write_bytes(b"")
+    seen = SeesTempFiles()
+    fit(tiny_module("dr", total_steps=1), tmp_path, extra=[seen])
+    assert seen.at_start == [other.name], "removed when the run starts, before any save"
+    assert sorted(p.name for p in last.parent.iterdir()) == [other.name, "last.ckpt"]
+
+    stale = _killed_write(last)
+    AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.ones(2)}}, last)
+    assert not stale.exists() and other.exists(), "removed after a successful save"
 
 
 class Payload:
