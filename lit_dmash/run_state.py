@@ -87,6 +87,12 @@ def check_compatible(
         raise CheckpointError("not a lit-dmash checkpoint (no 'lit_dmash' entry)")
     mine = architecture(module)
     saved_arch = state.get("architecture", {})
+    if saved_arch.get("format") != FORMAT:
+        raise CheckpointError(
+            f"checkpoint format {saved_arch.get('format')!r} is not this version's {FORMAT}: it was written by an "
+            "older lit-dmash whose agent and run state have another layout, which this version cannot resume or "
+            "load (converting it only changes how its values are stored); start a new run"
+        )
     for field in mine:
         if mine[field] != saved_arch.get(field):
             raise CheckpointError(

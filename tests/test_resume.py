@@ -286,19 +286,29 @@ class Payload:
         return (Path.touch, (Path(self.marker),))
 
 
-def test_a_checkpoint_that_would_run_code_is_refused_and_the_payload_never_runs(tmp_path):
+class ShellPayload(Payload):
+    """The same through `os.system` itself (torch blocks its module outright, with another message)."""
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize(("payload", "what"), [(Payload, "GLOBAL getattr"), (ShellPayload, "GLOBAL posix.system")])
+def test_a_checkpoint_that_would_run_code_is_refused_and_the_payload_never_runs(tmp_path, payload, what):
     fit(tiny_module("dr"), tmp_path)
     good = tmp_path / "checkpoints" / "last.ckpt"
     checkpoint = torch.load(good, weights_only=True)
     marker = tmp_path / "pwned"
-    checkpoint["extra"] = Payload(str(marker))
+    checkpoint["extra"] = payload(str(marker))
     evil = tmp_path / "evil.ckpt"
     torch.save(checkpoint, evil)
     proc = run_cli(f"--trainer.default_root_dir={tmp_path / 'x'}", "--model.method=dr", f"--ckpt_path={evil}")
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"lit-dmash: error: checkpoint {evil} refused: loading it would run code")
-    assert "convert-checkpoint" in last and "Traceback" not in proc.stderr
+    assert last.startswith(f"lit-dmash: error: checkpoint {evil} refused: it holds pickled Python objects (")
+    assert what in last and "weights-only loading refuses because unpickling them can run code" in last
+    assert last.endswith(f"python -m lit_dmash convert-checkpoint {evil} NEW.ckpt --trust")
+    assert "Traceback" not in proc.stderr and "corrupt" not in last
     assert not marker.exists(), "the payload ran"
     with pytest.raises(CheckpointError):
         load_safely(evil)
@@ -310,7 +320,7 @@ def test_convert_checkpoint_needs_trust_and_produces_a_safe_file(tmp_path):
 
     old = tmp_path / "old.ckpt"
     torch.save({"state_dict": {"w": torch.ones(2)}, "rng": np.random.get_state()}, old)  # numpy: not weights-only
-    with pytest.raises(CheckpointError, match="refused"):
+    with pytest.raises(CheckpointError, match="refused: it holds pickled Python objects"):
         load_safely(old)
     new = tmp_path / "new.ckpt"
     cmd = ["python", "-m", "lit_dmash", "convert-checkpoint", str(old), str(new)]
@@ -319,6 +329,36 @@ def test_convert_checkpoint_needs_trust_and_produces_a_safe_file(tmp_path):
     done = subprocess.run([*cmd, "--trust"], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert torch.equal(load_safely(new)["state_dict"]["w"], torch.ones(2))
+
+
+def test_a_converted_checkpoint_resumes_exactly(tmp_path):
+    """A run's checkpoint with pickled objects added (numpy arrays, a random state), converted, resumes."""
+    import numpy as np
+
+    _, straight = fit(tiny_module("dmash", total_steps=8), tmp_path / "straight")
+    fit(tiny_module("dmash", total_steps=3), tmp_path / "first")
+    checkpoint = torch.load(tmp_path / "first" / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["lit_dmash"]["notes"] = {"rng": np.random.RandomState(0).get_state(), "mean": np.zeros(3)}
+    old, new = tmp_path / "pickled.ckpt", tmp_path / "converted.ckpt"
+    torch.save(checkpoint, old)
+    with pytest.raises(CheckpointError, match="holds pickled Python objects"):
+        fit(tiny_module("dmash", total_steps=8), tmp_path / "refused", ckpt_path=old)
+    convert = ["python", "-m", "lit_dmash", "convert-checkpoint", str(old), str(new), "--trust"]
+    assert subprocess.run(convert, cwd=REPO, capture_output=True).returncode == 0
+    _, resumed = fit(tiny_module("dmash", total_steps=8), tmp_path / "resumed", ckpt_path=new)
+    assert min(resumed.metrics) == 5 and all(resumed.metrics[u] == straight.metrics[u] for u in resumed.metrics)
+
+
+def test_a_checkpoint_of_the_old_format_is_refused_saying_so(tmp_path):
+    fit(tiny_module("dr"), tmp_path)
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["lit_dmash"]["architecture"]["format"] = 1
+    old = tmp_path / "format1.ckpt"
+    torch.save(checkpoint, old)
+    with pytest.raises(CheckpointError) as refused:
+        fit(tiny_module("dr"), tmp_path / "r", ckpt_path=old)
+    assert str(refused.value).startswith("checkpoint format 1 is not this version's 2: it was written by an older")
+    assert str(refused.value).endswith("; start a new run")
 
 
 def test_corrupt_truncated_and_mismatched_checkpoints_fail_in_one_line(tmp_path):
