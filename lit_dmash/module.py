@@ -102,7 +102,8 @@ class ContextualSAC(L.LightningModule):
             refused, naming the field and the method; `window` (the warm-up length) applies to all.
         seed: The run's seed (from the CLI: linked to `seed_everything`).
         seeds: Train several seeds at once as a batch: a count N (seeds `seed .. seed + N - 1`)
-            or a list. Each seed is exactly the run it would be alone; outputs go to `seed<k>/`.
+            or a list. Each seed is the run it would be alone (bit for bit; `da` to float rounding);
+            outputs go to `seed<k>/`.
         on_nonfinite: `stop` (raise; `RunCheckpoint` saves the last good state) or `skip` (abandon
             the update or the env step, count it in `train/nonfinite_skipped`; a failed MuJoCo
             simulation in `train/sim_failures`). Either way nothing non-finite or made up is stored.

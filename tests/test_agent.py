@@ -185,7 +185,12 @@ def test_alpha_starts_at_one_and_targets_start_equal():
     assert agent.target_entropy == -ACT
 
 
-@pytest.mark.parametrize("method", ["dr", "dma_pearl", "dmash", "da"])
+# Bit for bit, except DA: its networks' own hypernetworks read the true context through a product
+# whose rounding depends on the stack (differences ~1e-10 after a few updates).
+SEED_TOLERANCE = {"da": {"rtol": 1e-5, "atol": 1e-6}}
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
 def test_seed_in_a_stack_equals_the_seed_alone(method):
     alone, stack = make_agent(method, seeds=[7]), make_agent(method, seeds=[3, 7])
     for (name, p), q in zip(alone.state_dict().items(), stack.state_dict().values(), strict=True):
@@ -198,8 +203,9 @@ def test_seed_in_a_stack_equals_the_seed_alone(method):
             getattr(double, field)[1] = getattr(single, field)[0]
         update(alone, single, opt_a, t)
         update(stack, double, opt_s, t)
+    tolerance = SEED_TOLERANCE.get(method, {"rtol": 0, "atol": 0})
     for p, q in zip(alone.parameters(), stack.parameters(), strict=True):
-        torch.testing.assert_close(p[0], q[1], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(p[0], q[1], **tolerance)
 
 
 def test_update_changes_every_trained_part_of_dmash():
