@@ -15,7 +15,8 @@ DI and ODE are also timed at 1024 and 4096 envs (target: >= 1M steps/s at 1024).
 raw steps/s over ours (target <= 1.5x). Times are CPU seconds of this process, medians over
 interleaved rounds (robust to other load on a shared machine). `--stock` adds TorchRL's own
 wrappers around plain suite domains (`DMControlEnv`/`GymEnv` in `SerialEnv`/`ParallelEnv`, wall
-time) for comparison. Writes JSON with the git commit, date, machine and load average.
+time) for comparison. Writes JSON with the command, the commit and whether the tree was dirty at
+the start, the date, machine and load average.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import argparse
 import json
 import os
 import platform
-import subprocess
+import shlex
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -38,6 +40,7 @@ import torch
 
 from lit_dmash.envs import make_env, split_contexts, task_spec
 from lit_dmash.envs.paper import MUJOCO_TASKS, PAPER_TASKS
+from lit_dmash.io import repo_state
 
 TORCH_LARGE = [1024, 4096]
 STOCK = {"cheetah": ("dm_control", "cheetah", "run"), "walker_gym": ("gymnasium", "Walker2d-v5")}
@@ -221,14 +224,8 @@ def task_rows(name: str, num_envs: int, seconds: float, repeats: int, device: st
     return rows
 
 
-def _git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
+    state = repo_state()  # the commit measured: read before anything runs
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", nargs="+", default=list(PAPER_TASKS))
     parser.add_argument("--num-envs", type=int, default=20)
@@ -238,7 +235,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--stock", action="store_true", help="also time TorchRL's stock wrappers (cheetah, walker_gym)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/env_throughput.json"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
 
@@ -266,7 +263,8 @@ def main() -> None:
     result = {
         "benchmark": "env_throughput",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "git_commit": _git_commit(),
+        "command": shlex.join(["python", "bench/env_throughput.py", *(sys.argv[1:] if argv is None else argv)]),
+        **state,
         "machine": {
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(),
@@ -281,6 +279,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")
+    return result
 
 
 if __name__ == "__main__":

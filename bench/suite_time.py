@@ -4,7 +4,9 @@
 
 Clones HEAD into a temporary folder, runs `.ci/run` there (a new venv, `pip install -r
 requirements.txt`, the test command README.md gives), and records the total wall time, the
-pytest summary line and its own time, the commit, the date, the cores and the load average.
+pytest summary line and its own time, the commit, whether the checkout had uncommitted changes
+to tracked files at the start (they are not in the clone, so not timed), the date, the cores and
+the load average.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lit_dmash.io import atomic_write_json
+from lit_dmash.io import atomic_write_json, repo_state
 
 REPO = Path(__file__).resolve().parents[1]
 SUMMARY = re.compile(r"^=*\s*(\d+ passed.*) in ([\d.]+)s", re.M)
@@ -27,11 +31,13 @@ SUMMARY = re.compile(r"^=*\s*(\d+ passed.*) in ([\d.]+)s", re.M)
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("results/suite_time.json"))
+    parser.add_argument("--repo", type=Path, default=REPO, help="the checkout whose HEAD is cloned and timed")
     args = parser.parse_args(argv)
+    state = repo_state(args.repo)  # uncommitted changes are not in the clone: recorded, not timed
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         clone = Path(tmp) / "clone"
-        subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+        subprocess.run(["git", "clone", "-q", str(args.repo), str(clone)], check=True)
         rev = ["git", "rev-parse", "--short", "HEAD"]
         commit = subprocess.run(rev, cwd=clone, capture_output=True, text=True, check=True).stdout.strip()
         start = time.perf_counter()
@@ -40,8 +46,9 @@ def main(argv: list[str] | None = None) -> dict:
     tail = (proc.stdout + proc.stderr)[-4000:]
     match = SUMMARY.search(proc.stdout)
     report = {
-        "command": f"python bench/suite_time.py --out {args.out}",
+        "command": shlex.join(["python", "bench/suite_time.py", *(sys.argv[1:] if argv is None else argv)]),
         "commit": commit,  # what was cloned and tested
+        "working_tree_dirty": state["working_tree_dirty"],  # at the start; such changes were not tested
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cores": os.cpu_count(),
         "load_1_5_15": {"start": load_start, "end": os.getloadavg()},

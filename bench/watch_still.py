@@ -9,7 +9,8 @@ trained here for `--updates` updates (a few CPU minutes: it shows what the pictu
 not a learnt gait). Both contexts run the authors' evaluation protocol (warm-up, reset, one
 deterministic episode, recorded by `lit_dmash.video` as `PolicyVideo` records) and the frame after
 `--step` scored steps is kept, each tile labelled with its context and return so far. A JSON beside
-the PNG records the command, commit, date, contexts and returns.
+the PNG records the command, the commit and whether the tree was dirty at the start, the date,
+contexts and returns.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import lightning as L
 import numpy as np
 from PIL import Image
 
-from lit_dmash.io import atomic_write_json, repo_commit
+from lit_dmash.io import atomic_write_json, repo_state
 from lit_dmash.render import gl_backend
 from lit_dmash.video import FrameRecorder, describe_context, grid, label
 
@@ -126,6 +127,7 @@ def still(module: L.LightningModule, split: str, step: int | None, width: int, h
 
 
 def main(argv: list[str] | None = None) -> None:
+    state = repo_state()  # the commit filmed: read before anything runs
     args = parse_args(argv)
     backend = gl_backend()  # before any MuJoCo import, so dm_control agrees with our renderer
     if args.ckpt is not None:
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
         args.out.with_suffix(".json"),
         {
             "command": shlex.join(["python", "bench/watch_still.py", *(sys.argv[1:] if argv is None else argv)]),
-            "commit": repo_commit(),
+            **state,
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "checkpoint": None if args.ckpt is None else str(args.ckpt),
             "policy": f"{module.method.name}, {module.updates} updates{'' if args.ckpt else ' (tiny, trained here)'}",

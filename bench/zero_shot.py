@@ -10,8 +10,10 @@ torch thread each, at the authors' settings except the budget (`--updates` after
 random vector steps). Finished jobs are skipped (delete `--runs` to start over). Writes, per task,
 `<out>/<task>.json` as `{method: {split: {mean, iqm, ci, returns}}}` and `<out>/<task>.md`; the
 whole grid's paper-style summary (normalised IQM per task / group / all, probability of
-improvement, gains vs dr and concat) to `<out>/results.md` and `.json`; date, commit, budget and
-wall time to `<out>/meta.json`. Plots land in `--runs`.
+improvement, gains vs dr and concat) to `<out>/results.md` and `.json`; the command (with
+`--runs`), the commit and whether the tree was dirty at the start, date, budget and wall time to
+`<out>/meta.json`. Plots land in `--runs`. One `--runs` folder per variant: finished runs of
+other fit arguments there are refused (see `lit_dmash.grid`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from lit_dmash.aggregate import aggregate_grid
 from lit_dmash.grid import GridSpec
-from lit_dmash.io import atomic_write_json, repo_commit
+from lit_dmash.io import atomic_write_json, repo_state
 from lit_dmash.launchers import launch
 from lit_dmash.methods import PAPER_ARMS
 from lit_dmash.report_markdown import task_markdown
@@ -43,7 +45,8 @@ def fixed_format(summary: dict, task: str, methods: list[str]) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    state = repo_state()  # the commit measured: read before anything runs
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", nargs="+", default=["di"], help="paper tasks (conf/<task>/ must exist)")
     parser.add_argument("--methods", nargs="+", default=list(PAPER_ARMS))
@@ -62,7 +65,7 @@ def main() -> None:
         help="extra fit argument for every job, repeatable (e.g. --fit-arg=--model.context.leak_free=true)",
     )
     parser.add_argument("--baselines", nargs="*", default=["dr", "concat"], help="gains are reported against these")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.quick:
         args.env, args.methods, args.seeds, args.updates, args.random_steps = (
             ["di"],
@@ -91,6 +94,8 @@ def main() -> None:
     spec.validate()
     start = time.perf_counter()
     status = launch(spec, aggregate=False)
+    if status == 2:  # --runs holds finished runs of other fit arguments: launch said which, in one line
+        raise SystemExit(2)
     if status:
         raise SystemExit(f"some runs failed (exit {status}); see their fit.log under {args.runs}")
     summary = aggregate_grid(args.runs, baselines=args.baselines)
@@ -112,12 +117,12 @@ def main() -> None:
         + " ".join(
             f"--env {' '.join(args.env)} --methods {' '.join(args.methods)} --seeds {args.seeds} "
             f"--updates {args.updates} --random-steps {args.random_steps} --episodes {args.episodes} "
-            f"--workers {args.workers} --out {args.out}".split()
+            f"--workers {args.workers} --runs {args.runs} --out {args.out}".split()
             + [f"--fit-arg={a}" for a in args.fit_arg]
             + ["--baselines", *args.baselines]
         ),
         "fit_args": args.fit_arg,
-        "commit": repo_commit(),
+        **state,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "wall_s": round(time.perf_counter() - start, 1),
     }

@@ -14,6 +14,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lit_dmash.agent.update import NonFiniteError
+from lit_dmash.checkpointing import remove_stale_temp_files
 
 
 class RunCheckpoint(L.Callback):
@@ -24,8 +25,9 @@ class RunCheckpoint(L.Callback):
     stopped by SIGTERM, Ctrl-C or a `NonFiniteError` (then it holds the last good state: the
     failing update was never applied). A SIGKILL (OOM killer, pre-emption) cannot be caught: the
     newest complete checkpoint is then at most one interval old, and never half-written (the CLI
-    writes atomically). The checkpoint holds everything an exact resume needs (see
-    `ContextualSAC.on_save_checkpoint`); resume with `fit ... --ckpt_path last`. The CLI adds this
+    writes atomically); the temp file such a kill leaves is removed when the next run starts. The
+    checkpoint holds everything an exact resume needs (see `ContextualSAC.on_save_checkpoint`);
+    resume with `fit ... --ckpt_path last`. The CLI adds this
     callback to every run, configured by `--checkpoint.every_minutes` / `--checkpoint.every_n_frames`
     (or a `checkpoint:` block in the config).
 
@@ -52,6 +54,10 @@ class RunCheckpoint(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # trainer.log_dir broadcasts: resolve it here, on every rank.
         self.path = Path(trainer.log_dir or trainer.default_root_dir) / "checkpoints" / self.filename
+        if trainer.is_global_zero:  # the only rank that writes it; nothing writes it yet
+            removed = remove_stale_temp_files(self.path)
+            if removed:
+                rank_zero_info(f"lit-dmash: removed {removed} temp file(s) of {self.path} left by a killed save")
         self._last_save = time.monotonic()
         self._interrupted = False
         self._install_sigint_guard()

@@ -28,7 +28,7 @@ from lit_dmash.agent.spec import AgentSpec, resolve
 from lit_dmash.agent.update import EAGER, Losses, NonFiniteError, Optimizers, StepFn, plain_step, update
 from lit_dmash.config import ContextConfig, EnvConfig, ProtocolConfig, SACConfig
 from lit_dmash.envs import make_env, task_window
-from lit_dmash.experience.collector import Collector
+from lit_dmash.experience.collector import Collector, SimulationFailed
 from lit_dmash.experience.replay import EpisodeReplay
 from lit_dmash.experience.rollout import SeedEnvs
 from lit_dmash.methods import get_method
@@ -117,6 +117,7 @@ class Iteration:
     t: int
     metrics: dict[str, torch.Tensor] | None = None  # the update's, when one ran
     skipped: str | None = None  # "collect" or "update": a non-finite value was met and dropped
+    sim_failures: int = 0  # sub-envs whose simulation failed in a dropped collect step
     collect_s: float = 0.0
     update_s: float = 0.0
 
@@ -137,18 +138,19 @@ def train_iteration(
     the window and the replay; then, once learning has started, sample `batch_per_env` windows from
     every sub-env and run one update (`lit_dmash.agent.update`).
 
-    A non-finite observation, reward or loss raises `NonFiniteError` unless `skip_nonfinite`: then
-    the step is dropped (the collector restarts its episodes; the update is rolled back) and
-    `Iteration.skipped` says which.
+    A non-finite observation, reward or loss, or a failed simulation (`SimulationFailed`), raises
+    `NonFiniteError` unless `skip_nonfinite`: then the step is dropped (the collector restarts its
+    episodes; the update is rolled back) and `Iteration.skipped` says which.
     """
     start = time.perf_counter()
     try:
         collector.step()
-    except NonFiniteError:
+    except NonFiniteError as err:
         if not skip_nonfinite:
             raise
         collector.recover()
-        return Iteration(collector.vector_steps - random_steps - 1, skipped="collect")
+        failures = err.simulations if isinstance(err, SimulationFailed) else 0
+        return Iteration(collector.vector_steps - random_steps - 1, skipped="collect", sim_failures=failures)
     collected = time.perf_counter()
     result = Iteration(collector.vector_steps - random_steps - 1, collect_s=collected - start)
     if result.t < 0:

@@ -9,8 +9,10 @@ complete, whatever kills the process (SIGKILL included).
 Reading: `torch.load(weights_only=True)` only, so opening a checkpoint never unpickles arbitrary
 objects (a shared `last.ckpt` must not be able to run code). Our checkpoints hold tensors and
 plain Python values only (see `run_state.py`); nothing needs an allow-listed global. A file that
-needs one is refused with one line; `python -m lit_dmash convert-checkpoint` re-saves a
-checkpoint you trust (e.g. one written before this format) after an explicit `--trust`.
+holds pickled objects is refused with one line saying so; `python -m lit_dmash convert-checkpoint`
+re-saves one you trust as tensors and plain values after an explicit `--trust`, and the result
+loads (and, if it is a checkpoint of this format with objects added, resumes). A checkpoint of
+the older format 1 (another agent layout) is refused by the format check, saying so.
 """
 
 from __future__ import annotations
@@ -44,11 +46,12 @@ def load_safely(path: str | Path, map_location: Any = None) -> dict:
         raise CheckpointError(f"checkpoint {path}: no such file") from None
     except pickle.UnpicklingError as err:
         detail = _unpickler_reason(str(err))
-        if "global" in detail.lower():  # the file asks to import and call something: refuse it
+        if _holds_objects(detail):  # the file asks to import and call something: refuse it
             raise CheckpointError(
-                f"checkpoint {path} refused: loading it would run code ({detail}). If it is a lit-dmash "
-                f"checkpoint you trust from an older version, convert it: python -m lit_dmash convert-checkpoint "
-                f"{path} NEW.ckpt --trust"
+                f"checkpoint {path} refused: it holds pickled Python objects ({detail}), which weights-only "
+                f"loading refuses because unpickling them can run code. Only if you trust the file, convert it "
+                f"to tensors and plain values, then use NEW.ckpt: python -m lit_dmash convert-checkpoint {path} "
+                f"NEW.ckpt --trust"
             ) from None
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated (UnpicklingError: {detail})") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
@@ -59,8 +62,21 @@ def load_safely(path: str | Path, map_location: Any = None) -> dict:
     return checkpoint
 
 
+_OBJECT_REFUSALS = ("global", "reduce", "build", "unsupported class")
+"""Words of torch's weights-only refusals of an object (an import, a call, a state) rather than of bad bytes
+(`Unsupported operand N`: not a pickle torch wrote, or a damaged one)."""
+
+
+def _holds_objects(detail: str) -> bool:
+    return any(word in detail.lower() for word in _OBJECT_REFUSALS)
+
+
 def _unpickler_reason(message: str) -> str:
-    """The one informative line of torch's weights-only error (e.g. `Unsupported global: GLOBAL os.system`)."""
+    """The one informative line of torch's weights-only error (e.g. `Unsupported global: GLOBAL os.system`,
+    `Trying to load unsupported GLOBAL posix.system whose module posix is blocked`)."""
+    for line in message.splitlines():
+        if "GLOBAL" in line and "WeightsUnpickler" not in line:
+            return line.strip().removeprefix("Trying to load ").rstrip(".")
     for line in message.splitlines():
         if "WeightsUnpickler error:" in line:
             reason = line.split("WeightsUnpickler error:", 1)[1].strip()
@@ -71,12 +87,30 @@ def _unpickler_reason(message: str) -> str:
     return after[0] if after else (lines[0] if lines else "unreadable")
 
 
+def stale_temp_files(path: str | Path) -> list[Path]:
+    """Temp files `atomic_open` left beside `path` when a write was killed (SIGKILL, OOM, power)."""
+    path = Path(path)
+    return sorted(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []
+
+
+def remove_stale_temp_files(path: str | Path) -> int:
+    """Remove them (each can be as large as the checkpoint); how many. Only while nothing writes `path`."""
+    stale = stale_temp_files(path)
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return len(stale)
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Temp file in the same folder + fsync + rename; loads weights-only, one-line errors."""
+    """Temp file in the same folder + fsync + rename; loads weights-only, one-line errors.
+
+    After every successful save, temp files of the same target left by killed writes are removed.
+    """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
         with atomic_open(path, "wb") as f:
             torch.save(checkpoint, f)
+        remove_stale_temp_files(path)
 
     def load_checkpoint(self, path: str | Path, map_location: Any = None, weights_only: bool | None = None) -> dict:
         # weights_only is forced: nothing we write needs pickled objects, and nothing we read may run code.

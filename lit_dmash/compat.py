@@ -27,6 +27,17 @@ def should_log(module: L.LightningModule) -> bool:
     return module.trainer._logger_connector.should_update_logs
 
 
+def fitting(module: L.LightningModule) -> bool:
+    """Whether `module` is attached to a Trainer that is fitting (not testing or validating).
+
+    `_trainer`: `LightningModule.trainer` raises when no Trainer is attached (e.g. `load_agent`).
+    """
+    from lightning.pytorch.trainer.states import TrainerFn
+
+    trainer = module._trainer
+    return trainer is not None and trainer.state.fn == TrainerFn.FITTING
+
+
 @contextlib.contextmanager
 def no_backward_sync(module: L.LightningModule) -> Iterator[None]:
     """Run a backward without DDP's reducer: we all-reduce each optimiser's gradients ourselves.
@@ -75,6 +86,7 @@ def log_step(module) -> None:
         "train/updates": float(module.updates),
         "train/episodes": float(collector.episodes),
         "train/nonfinite_skipped": float(module.nonfinite_skipped),
+        "train/sim_failures": float(module.sim_failures),
         "train/p_mask": float(module.spec.p_mask),
     }
     timing = module.timing

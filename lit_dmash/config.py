@@ -10,10 +10,13 @@ fails in the first second, not after an hour.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any
 
 from lit_dmash.errors import ConfigError, check_choice, check_int, check_positive, check_range
+
+if TYPE_CHECKING:
+    from lit_dmash.methods import Method
 
 
 def check_widths(name: str, widths: object) -> None:
@@ -221,3 +224,61 @@ class ContextConfig:
 
     def resolved_window(self, task_window: int) -> int:
         return task_window if self.window is None else self.window
+
+
+ENCODER_FIELDS = (
+    "leak_free",
+    "select_fraction",
+    "z_dim",
+    "model_dim",
+    "encoder",
+    "input_norm",
+    "output_norm",
+    "p_mask",
+    "lr_encoder",
+    "lr_dynamics",
+)
+"""Context fields read only by an arm that infers the context (an encoder and a dynamics model)."""
+ADAPTER_FIELDS = ("adapter", "adapter_rank", "hypernet_hidden")
+"""Context fields read only by an arm with an adapter (and so a hypernetwork)."""
+RANKED_ADAPTERS = ("bottleneck", "lowrank")
+
+
+def inert_context_fields(method: Method, context: ContextConfig) -> dict[str, str]:
+    """The context fields set away from their default that `method` never reads, with why.
+
+    `window` is read by every arm: it is the length of the authors' warm-up before each episode
+    (and of the replay's window prefix), with or without an encoder.
+    """
+    default = ContextConfig()
+    changed = [f.name for f in fields(ContextConfig) if getattr(context, f.name) != getattr(default, f.name)]
+    has_adapter = method.policy in ("shared_adapter", "own_adapter") or method.dynamics == "adapter"
+    encoder = context.encoder or method.encoder
+    inert: dict[str, str] = {}
+    for name in changed:
+        if name in ENCODER_FIELDS and not method.infers_context:
+            inert[name] = f"for method {method.name!r}, which has no context encoder or dynamics model"
+        elif name in ADAPTER_FIELDS and not has_adapter:
+            inert[name] = f"for method {method.name!r}, which has no adapter or hypernetwork"
+        elif name == "kl_weight" and not (method.infers_context and encoder == "plstm"):
+            inert[name] = f"for method {method.name!r} with encoder {encoder!r}: only the Gaussian plstm has a KL term"
+        elif name == "output_norm" and encoder == "plstm":
+            inert[name] = "with encoder 'plstm', whose z is its Gaussian's (LayerNormed) mean or sample"
+        elif name == "adapter_rank" and context.adapter not in RANKED_ADAPTERS:
+            inert[name] = (
+                f"with context.adapter={context.adapter!r}, which has no rank (only {list(RANKED_ADAPTERS)} do)"
+            )
+    return inert
+
+
+def check_context_applies(method: Method, context: ContextConfig) -> None:
+    """Refuse (one `ConfigError`) a context option the arm would silently ignore."""
+    for name, why in inert_context_fields(method, context).items():
+        raise ConfigError(f"context.{name}", getattr(context, name), f"does nothing {why}; leave it unset")
+
+
+def without_inert(method: Method, context: ContextConfig) -> ContextConfig:
+    """`context` with the fields `method` never reads put back to their defaults (for code that
+    derives one arm's settings from settings shared by several arms)."""
+    default = ContextConfig()
+    return replace(context, **{name: getattr(default, name) for name in inert_context_fields(method, context)})

@@ -11,11 +11,15 @@ seed is its own job in `<out_dir>/<task>/<variant>/seed<k>/`. A job folder is th
 (TensorBoard, `config.yaml`, `checkpoints/last.ckpt`) and a `seed<k>/` folder per seed with its
 `eval.json` (a single-seed job's is thus `seed<k>/seed<k>/`; `seed_dirs` finds both layouts, and
 one out_dir holds only one). When the fit exits 0, `done.json` is written atomically into every
-`seed<k>/`, then into the job folder. A job is finished when all its seeds are: a second call
-skips finished jobs, trains only a group's unfinished seeds, and resumes an interrupted job with
-`--ckpt_path last` if it left a checkpoint. Every launcher runs the same `run_job`, so skipping,
+`seed<k>/`, then into the job folder, with the job's fit arguments (config, method, `args`,
+adapter). A job is finished when all its seeds are: a second call skips finished jobs, trains
+only a group's unfinished seeds, and resumes an interrupted job with `--ckpt_path last` if it
+left a checkpoint (the fit refuses a resume under a changed protocol). A job folder holding
+finished runs of other fit arguments is refused in one line before anything runs: they are
+neither skipped (filed under this grid) nor mixed with new ones. Every launcher runs the same `run_job`, so skipping,
 resuming and aggregating do not depend on the launcher. At the end `aggregate` writes
-`results.md`, `results.json` and plots to out_dir (slurm prints that command, unless `--wait`).
+`results.md`, `results.json` and plots to out_dir (slurm prints that command, unless `--wait`);
+a grid whose aggregation fails exits 1, like one whose jobs failed.
 
 Grid file (every key; `tasks`, `methods` and `seeds` are required):
 
@@ -52,6 +56,7 @@ Test hook: the environment variable `LIT_DMASH_GRID_FIT` (a shell-quoted command
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import re
@@ -149,6 +154,45 @@ class Job:
     def finished(self) -> bool:
         return not self.pending_seeds
 
+    def fit_arguments(self) -> list[str]:
+        """What makes this job's runs what they are: config, method, the grid's args, the adapter.
+
+        Seeds, folders, the progress bar and `--ckpt_path` are left out: they say where and which
+        seeds run, not how. Recorded in `done.json`; a finished job is only skipped if they match.
+        """
+        _, _, adapter_kind = self.variant.partition(":")
+        adapter = [f"--model.context.adapter={adapter_kind}"] if adapter_kind else []
+        return [relative(self.config), f"--model.method={self.method}", *self.args, *adapter]
+
+    def recorded_arguments(self) -> list[str] | None:
+        """The fit arguments of the finished runs in this job's folder (None: nothing finished there).
+
+        `done.json` files written before the arguments were recorded hold the fit command: its
+        arguments are recovered from it.
+        """
+        recorded = [self.root / "done.json", *(self.seed_dir(s) / "done.json" for s in self.seeds)]
+        for path in recorded:
+            if path.is_file():
+                done = json.loads(path.read_text())
+                return done.get("fit_arguments") or arguments_of_command(done.get("command") or [])
+        return None
+
+    def argument_mismatch(self) -> ConfigError | None:
+        """A `ConfigError` if finished runs in this job's folder were trained with other fit arguments."""
+        theirs, mine = self.recorded_arguments(), self.fit_arguments()
+        if theirs is None or theirs == mine:
+            return None
+        changed = [op for op in difflib.SequenceMatcher(None, theirs, mine).get_opcodes() if op[0] != "equal"]
+        only_theirs = [a for _, i1, i2, _, _ in changed for a in theirs[i1:i2]]
+        only_mine = [a for _, _, _, j1, j2 in changed for a in mine[j1:j2]]
+        return ConfigError(
+            "grid.args",
+            only_mine,
+            f"{relative(self.root)} holds finished runs of {self.task}/{self.variant} with other fit arguments "
+            f"(they had {only_theirs} where this grid has {only_mine}); use another out_dir (--out-dir), "
+            "or remove that folder to retrain",
+        )
+
     def resumable_checkpoint(self) -> Path | None:
         """The checkpoint of an interrupted attempt; None if there is none or it belongs to a finished one.
 
@@ -166,29 +210,40 @@ class Job:
     def command(self) -> list[str]:
         """The fit command for the unfinished seeds, resuming if an interrupted attempt left a checkpoint."""
         seeds = ",".join(str(s) for s in self.pending_seeds or self.seeds)
+        config, method, *rest = self.fit_arguments()
         cmd = [
             *self.fit,
             "-c",
-            relative(self.config),
-            f"--model.method={self.method}",
+            config,
+            method,
             f"--model.seeds=[{seeds}]",
             f"--trainer.default_root_dir={relative(self.root)}",
             "--trainer.enable_progress_bar=false",
-            *self.args,
+            *rest,
         ]
-        _, _, adapter_kind = self.variant.partition(":")
-        if adapter_kind:
-            cmd.append(f"--model.context.adapter={adapter_kind}")
         if self.resumable_checkpoint() is not None:
             cmd.append("--ckpt_path=last")  # interrupted earlier: continue, do not start over
         return cmd
 
     def mark_done(self, record: dict[str, Any]) -> None:
-        """`done.json` into each seed folder, then the job folder (which names the finished checkpoint)."""
+        """`done.json` into each seed folder, then the job folder (which names the finished checkpoint),
+        with the job's fit arguments."""
+        record = {**record, "fit_arguments": self.fit_arguments()}
         for seed in record["seeds"]:
             atomic_write_json(self.seed_dir(seed) / "done.json", {**record, "seed": seed})
         checkpoint = latest_checkpoint(self.root)
         atomic_write_json(self.root / "done.json", {**record, "checkpoint": str(checkpoint) if checkpoint else None})
+
+
+_NOT_FIT_ARGUMENTS = ("--model.seeds=", "--trainer.default_root_dir=", "--trainer.enable_progress_bar=", "--ckpt_path=")
+
+
+def arguments_of_command(command: list[str]) -> list[str] | None:
+    """`Job.fit_arguments` recovered from a fit command `Job.command` built (None if it is not one)."""
+    if "-c" not in command or command.index("-c") + 1 >= len(command):
+        return None
+    start = command.index("-c") + 1
+    return [a for a in command[start:] if not a.startswith(_NOT_FIT_ARGUMENTS)]
 
 
 def run_job(job: Job, threads: int = 1) -> dict[str, Any]:
@@ -472,7 +527,13 @@ class GridSpec:
                     ConfigError("grid.config", relative(job.config), f"no such file (task={job.task}, {job.method})"),
                 )
         found.update(self._layout_clashes())
+        found.update({str(job.root): error for job, error in self.argument_mismatches()})
         return list(found.values())
+
+    def argument_mismatches(self) -> list[tuple[Job, ConfigError]]:
+        """Jobs whose folder holds finished runs trained with other fit arguments: skipping them would
+        file those runs under this grid; running them would mix two settings in one folder."""
+        return [(job, error) for job in self.jobs() if (error := job.argument_mismatch()) is not None]
 
     def _layout_clashes(self) -> dict[str, ConfigError]:
         """out_dir cells written with the other `group_seeds`: their checkpoints would be resumed by the wrong job."""

@@ -56,3 +56,25 @@ def repo_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _git(cwd: Path, *args: str) -> str | None:
+    """`git args` run in `cwd`: its stripped output, or None where git or the repository is missing."""
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def repo_state(path: str | Path | None = None) -> dict[str, Any]:
+    """`{"commit", "working_tree_dirty"}` of the checkout at `path` (default: this one), read now.
+
+    Benchmarks call it when they start: what they measure is that commit, plus the uncommitted
+    changes to tracked files if `working_tree_dirty` (untracked files are not counted). None where
+    git cannot say.
+    """
+    cwd = Path(path) if path is not None else Path(__file__).resolve().parent
+    status = _git(cwd, "status", "--porcelain", "--untracked-files=no")
+    dirty = None if status is None else bool(status)
+    return {"commit": _git(cwd, "rev-parse", "--short", "HEAD"), "working_tree_dirty": dirty}

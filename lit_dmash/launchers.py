@@ -171,7 +171,13 @@ def _aggregate_hint(spec: GridSpec) -> str:
 
 
 def launch(spec: GridSpec, wait: bool = False, aggregate: bool = True) -> int:
-    """Run (or submit) every unfinished job; returns the exit status (1 if any job failed, 130 on Ctrl-C)."""
+    """Run (or submit) every unfinished job; returns the exit status (1 if any job failed or the
+    aggregation did, 2 if out_dir holds finished runs of other fit arguments, 130 on Ctrl-C)."""
+    mismatches = spec.argument_mismatches()
+    if mismatches:
+        more = f" ({len(mismatches) - 1} more job(s) like it)" if len(mismatches) > 1 else ""
+        print(f"error: {mismatches[0][1]}{more}", file=sys.stderr)
+        return 2
     jobs = spec.jobs()
     pending = [job for job in jobs if not job.finished]
     say(f"grid: {len(jobs)} job(s), {len(jobs) - len(pending)} already finished, {len(pending)} to run")
@@ -206,28 +212,34 @@ def _launch_slurm(spec: GridSpec, pending: list[Job], wait: bool, aggregate: boo
 
 
 def finish(spec: GridSpec, progress: Progress, aggregate: bool) -> int:
-    """Aggregate whatever finished; say in one line how many jobs failed."""
+    """Aggregate whatever finished; say in one line how many jobs failed. Non-zero if any job or the
+    aggregation failed."""
     if progress.failed and len(progress.failed) == progress.total:
         print(f"grid: all {progress.total} job(s) failed; see the fit.log lines above", file=sys.stderr)
+    aggregated = True
     if aggregate and any(job.finished for job in spec.jobs()):
-        _aggregate(spec)
+        aggregated = _aggregate(spec)
     if progress.failed and len(progress.failed) < progress.total:
         names = ", ".join(job.name for job in progress.failed)
         count = f"{len(progress.failed)} of {progress.total}"
         print(f"grid: {count} job(s) failed ({names}); see their fit.log", file=sys.stderr)
-    return 1 if progress.failed else 0
+    return 1 if progress.failed or not aggregated else 0
 
 
-def _aggregate(spec: GridSpec) -> None:
+def _aggregate(spec: GridSpec) -> bool:
+    """Write results.md / results.json / plots; False (after one line saying why) if that failed."""
     from lit_dmash.aggregate import aggregate_grid
 
     try:
         aggregate_grid(spec.out, baselines=spec.baselines)
         print(f"results: {spec.out / 'results.md'}")
+        return True
     except FileNotFoundError as error:  # no job reached its first evaluation
         print(f"no results to aggregate: {error}", file=sys.stderr)
     except Exception as error:  # the jobs' results stand; the aggregate can be rerun on its own
-        print(f"aggregate failed ({type(error).__name__}: {error}); rerun: {_aggregate_hint(spec)}", file=sys.stderr)
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        print(f"aggregate failed ({type(error).__name__}: {message}); rerun: {_aggregate_hint(spec)}", file=sys.stderr)
+    return False
 
 
 def dry_run(spec: GridSpec) -> int:

@@ -30,7 +30,8 @@ from tensordict import TensorDictBase
 
 from lit_dmash.agent.agent import Agent
 from lit_dmash.checkpointing import load_safely
-from lit_dmash.config import ContextConfig, EnvConfig, ProtocolConfig, SACConfig
+from lit_dmash.config import ContextConfig, EnvConfig, ProtocolConfig, SACConfig, without_inert
+from lit_dmash.methods import get_method
 
 
 class LoadedAgent:
@@ -92,7 +93,8 @@ def module_from_config(config: dict[str, Any]):
         env=group(EnvConfig, config["env"]),
         protocol=group(ProtocolConfig, config["protocol"]),
         sac=group(SACConfig, config["sac"]),
-        context=group(ContextConfig, config["context"]),
+        # Checkpoints from before inert options were refused may hold some: they did nothing, so drop them.
+        context=without_inert(get_method(config["method"]), group(ContextConfig, config["context"])),
         seed=config["seed"],
         seeds=config["seeds"],
     )

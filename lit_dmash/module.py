@@ -33,12 +33,13 @@ from lit_dmash import build, compat
 from lit_dmash.agent.rollback import Rollback
 from lit_dmash.agent.spec import AgentSpec
 from lit_dmash.agent.update import EAGER, Batch, Losses, NonFiniteError, Optimizers
-from lit_dmash.config import ContextConfig, EnvConfig, ProtocolConfig, SACConfig
+from lit_dmash.config import ContextConfig, EnvConfig, ProtocolConfig, SACConfig, check_context_applies
+from lit_dmash.envs.simulators import SimulationFailure
 from lit_dmash.errors import ConfigError, check_choice
 from lit_dmash.experience.collector import Collector
 from lit_dmash.experience.rollout import SeedEnvs, run_episodes
 from lit_dmash.memory import check_buffer_fits
-from lit_dmash.methods import get_method
+from lit_dmash.methods import Method, get_method
 from lit_dmash.run_state import check_compatible, training_state
 
 
@@ -59,6 +60,7 @@ def resolve_seeds(seed: int, seeds: int | Sequence[int] | None) -> list[int]:
 
 
 def validate_arguments(
+    method: Method,
     env: EnvConfig,
     protocol: ProtocolConfig,
     sac: SACConfig,
@@ -73,6 +75,7 @@ def validate_arguments(
     protocol.validate()
     sac.validate(env.num_envs)
     context.validate()
+    check_context_applies(method, context)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError("seed", seed, "expected an integer (set it with seed_everything)")
     check_choice("on_nonfinite", on_nonfinite, ("stop", "skip"))
@@ -91,15 +94,23 @@ class ContextualSAC(L.LightningModule):
         env: Task, sub-envs per seed, contexts per split.
         protocol: Budget, random warm-up, replay size, context warm-up.
         sac: Networks, SAC settings and learning rates.
-        context: Encoder, masking, dynamics model and hypernetwork (context methods).
+        context: Encoder, masking, dynamics model and hypernetwork (context methods). A field the
+            arm never reads (e.g. `p_mask` for `dr`, `kl_weight` without the `plstm` encoder) is
+            refused, naming the field and the method; `window` (the warm-up length) applies to all.
         seed: The run's seed (from the CLI: linked to `seed_everything`).
         seeds: Train several seeds at once as a batch: a count N (seeds `seed .. seed + N - 1`)
-            or a list. Each seed is exactly the run it would be alone; outputs go to `seed<k>/`.
+            or a list. Each seed is the run it would be alone (bit for bit; `da` to float rounding);
+            outputs go to `seed<k>/`.
         on_nonfinite: `stop` (raise; `RunCheckpoint` saves the last good state) or `skip` (abandon
-            the update, count it in `train/nonfinite_skipped`).
+            the update or the env step, count it in `train/nonfinite_skipped`; a failed MuJoCo
+            simulation in `train/sim_failures`). Either way nothing non-finite or made up is stored.
+            A simulation that fails during an evaluation always stops the run.
         replay_device: Where the replay lives: None = the training device.
         test_splits: Splits `python -m lit_dmash test` evaluates (default: every split of the task).
         test_episodes: Episodes per context in `test` (the paper: 10; the authors' code: 5).
+        allow_protocol_change: Let `fit --ckpt_path` resume under changed `env.*`, `protocol.*`,
+            `sac.*` or `context.*` values (refused by default, naming the fields; the budget
+            `protocol.total_steps`, `steps_per_batch` and `compile` may always change).
     """
 
     def __init__(
@@ -115,16 +126,22 @@ class ContextualSAC(L.LightningModule):
         replay_device: str | None = None,
         test_splits: list[str] | None = None,
         test_episodes: int = 10,
+        allow_protocol_change: bool = False,
     ) -> None:
         # Copies: a dataclass default instance is shared between calls.
         env, protocol, sac, context = (copy.deepcopy(c) for c in (env, protocol, sac, context))
         self.method = get_method(method)
-        seed_list = validate_arguments(env, protocol, sac, context, seed, seeds, on_nonfinite, test_episodes)
+        seed_list = validate_arguments(
+            self.method, env, protocol, sac, context, seed, seeds, on_nonfinite, test_episodes
+        )
         super().__init__()
         self.automatic_optimization = False
         self.env_cfg, self.protocol, self.sac_cfg, self.context_cfg = env, protocol, sac, context
         self.seed, self.seeds, self.on_nonfinite, self.replay_device = seed, seed_list, on_nonfinite, replay_device
         self.test_splits, self.test_episodes = test_splits, test_episodes
+        if not isinstance(allow_protocol_change, bool):
+            raise ConfigError("allow_protocol_change", allow_protocol_change, "expected true or false")
+        self.allow_protocol_change = allow_protocol_change
         configs = {"env": env, "protocol": protocol, "sac": sac, "context": context}
         hparams = {"method": method} | {name: dataclasses.asdict(c) for name, c in configs.items()}
         self.save_hyperparameters(hparams | {"seed": seed, "seeds": seed_list, "on_nonfinite": on_nonfinite})
@@ -145,6 +162,7 @@ class ContextualSAC(L.LightningModule):
         self.env_frames = 0
         self.updates = 0
         self.nonfinite_skipped = 0
+        self.sim_failures = 0  # failed simulations dropped with on_nonfinite=skip
         self.last_metrics: dict[str, float] = {}
         self.timing = {"collect_s": 0.0, "update_s": 0.0}
         self.collector: Collector | None = None  # per rank, built in on_fit_start; never saved by Lightning
@@ -225,7 +243,9 @@ class ContextualSAC(L.LightningModule):
         self.env_frames = self.collector.frames
         self.timing["collect_s"] += done.collect_s
         self.timing["update_s"] += done.update_s
-        if done.skipped:
+        if done.sim_failures:
+            self.sim_failures += done.sim_failures
+        elif done.skipped:
             self.nonfinite_skipped += 1
         if done.metrics is not None:
             self.updates += 1
@@ -280,6 +300,9 @@ class ContextualSAC(L.LightningModule):
         try:
             warm = self.protocol.warm_up if warm_up is None else warm_up
             return run_episodes(self.agent, envs, self.spec.window, episodes, warm)
+        except SimulationFailure as failure:  # an episode's return would be made up: never skipped
+            index = failure.seed_index or 0
+            raise NonFiniteError(f"{failure} (seed {self.seeds[index]}) while evaluating split {split}") from failure
         finally:
             envs.close()
 
@@ -306,8 +329,10 @@ class ContextualSAC(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("lit_dmash")
-        check_compatible(self, state)  # before Lightning loads weights of the wrong shape
+        # Before Lightning loads weights of the wrong shape; a fit also checks the protocol.
+        check_compatible(self, state, checkpoint.get("hyper_parameters"), resuming=compat.fitting(self))
         self.env_frames, self.updates = state["env_frames"], state["updates"]
         self.nonfinite_skipped = state.get("nonfinite_skipped", 0)
+        self.sim_failures = state.get("sim_failures", 0)
         if state.get("collector") is not None:
             self._resume = state  # the rest needs the collector: applied in on_fit_start

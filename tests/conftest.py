@@ -20,7 +20,6 @@ TINY_ARGS = [  # the quickstart at tiny sizes; the grid tests pass these to ever
     "--model.env.contexts_per_split=4",
     "--model.env.horizon=12",
     "--model.context.window=6",
-    "--model.context.hypernet_hidden=[16,16]",
     "--model.protocol.random_steps=24",
     "--model.protocol.total_steps=10",
     "--model.sac.hidden_dims=[16,16]",
@@ -54,18 +53,42 @@ def run_cli(
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 
-def tiny_module(method: str = "dmash", task: str = "di", seeds=(0,), total_steps: int = 3, **kwargs):
-    """A module small enough to fit in about a second: 2 contexts, 6-step episodes, window 3."""
-    from lit_dmash.config import ContextConfig, EnvConfig, ProtocolConfig, SACConfig
+def tiny_context(method: str, **fields):
+    """The tiny tests' context settings (window 3, half the window read, 8-wide hypernetworks), less
+    those `method` never reads (the module refuses them); `fields` are passed through as given."""
+    import dataclasses
+
+    from lit_dmash.config import ContextConfig, without_inert
+    from lit_dmash.methods import get_method
+
+    tiny = ContextConfig(window=3, select_fraction=0.5, hypernet_hidden=[8, 8])
+    return dataclasses.replace(without_inert(get_method(method), tiny), **fields)
+
+
+def tiny_module(
+    method: str = "dmash",
+    task: str = "di",
+    seeds=(0,),
+    total_steps: int = 3,
+    context=None,
+    env=None,
+    sac=None,
+    **kwargs,
+):
+    """A module small enough to fit in about a second: 2 contexts, 6-step episodes, window 3.
+
+    `context`, `env`, `sac`: fields of those groups to set on top of the tiny ones."""
+    from lit_dmash.config import EnvConfig, ProtocolConfig, SACConfig
     from lit_dmash.module import ContextualSAC
 
     options = {"k": 3} if task == "ode_k" else {}
+    env_fields = {"name": task, "num_envs": 2, "contexts_per_split": 2, "horizon": 6, "options": options, **(env or {})}
     return ContextualSAC(
         method=method,
-        env=EnvConfig(name=task, num_envs=2, contexts_per_split=2, horizon=6, options=options),
+        env=EnvConfig(**env_fields),
         protocol=ProtocolConfig(random_steps=12, total_steps=total_steps, buffer_size=60),
-        sac=SACConfig(hidden_dims=[8, 8], batch_size=8),
-        context=ContextConfig(window=3, select_fraction=0.5, hypernet_hidden=[8, 8]),
+        sac=SACConfig(**{"hidden_dims": [8, 8], "batch_size": 8, **(sac or {})}),
+        context=tiny_context(method, **(context or {})),
         seeds=list(seeds),
         **kwargs,
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from lit_dmash.config import ContextConfig, EnvConfig, ProtocolConfig, SACConfig
+from lit_dmash.config import ContextConfig, EnvConfig, ProtocolConfig, SACConfig, without_inert
 from lit_dmash.methods import METHODS
 from lit_dmash.module import ContextualSAC
 from lit_dmash.nets.ensemble import EnsembleLinear
@@ -31,7 +31,9 @@ def fit_weights(method: str, task: str, root: Path) -> torch.Tensor:
         env=EnvConfig(name=task, num_envs=2, contexts_per_split=2, horizon=6),
         protocol=ProtocolConfig(random_steps=12, total_steps=6, buffer_size=60),
         sac=SACConfig(hidden_dims=[8, 8], batch_size=8),
-        context=ContextConfig(window=4, select_fraction=0.5, hypernet_hidden=[8, 8], model_dim=8),
+        context=without_inert(
+            METHODS[method], ContextConfig(window=4, select_fraction=0.5, hypernet_hidden=[8, 8], model_dim=8)
+        ),
         seeds=list(SEEDS),
     )
     trainer = L.Trainer(

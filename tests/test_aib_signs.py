@@ -12,6 +12,7 @@ from torchrl.envs.utils import check_env_specs
 from lit_dmash.envs import context_space, make_env, variant_file
 from lit_dmash.envs.extension.aib import DOMAINS
 from lit_dmash.envs.extension.mujoco_env import MODEL_PARAMETERS
+from lit_dmash.envs.simulators import SimulationFailure
 from lit_dmash.errors import ConfigError
 
 AIB_ENVS = list(DOMAINS)
@@ -162,19 +163,26 @@ def test_seeds_reproduce_contexts_and_observations(name):
     assert not torch.equal(a["context"], c["context"])
 
 
-@pytest.mark.parametrize("name", ["walker_gym_signs", "walker_signs"])
-def test_unstable_simulation_ends_the_episode_and_is_counted(name):
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [("walker_gym_signs", "MuJoCo warned of a non-finite"), ("walker_signs", "PhysicsError: Physics state is invalid")],
+)
+def test_unstable_simulation_raises_naming_task_context_and_step(name, why):
+    """No made-up transition (reward 0, the last observation) comes back: the step raises, loudly."""
     env = make_env(name, "train", num_envs=2, seed=0)
     td = env.reset()
-    env.simulators[0].data.qvel[:] = np.nan  # gymnasium: non-finite obs; dm_control: PhysicsError
     td["action"] = torch.zeros(2, 6)
-    out = env.step(td)["next"]
-    assert out["truncated"].squeeze(-1).tolist() == [True, False]
-    assert out["done"].squeeze(-1).tolist() == [True, False]
-    assert torch.isfinite(out["observation"]).all() and torch.isfinite(out["reward"]).all()
-    assert env.sim_failures == 1
-    _, td = env.step_and_maybe_reset(td.set("action", torch.zeros(2, 6)))
-    assert torch.isfinite(td["observation"]).all()
+    env.step(td)
+    env.simulators[1].data.qvel[:] = np.nan
+    with pytest.raises(SimulationFailure) as info:
+        env.step(td)
+    message = str(info.value)
+    assert message.startswith(f"simulation failed in task {name}, sub-env 1 (context sign_0=")
+    assert ", episode step 2: " in message and why in message and "\n" not in message
+    assert info.value.sub_envs == [1] and env.sim_failures == 1
+    td = env.reset()  # a reset makes the env usable again
+    out = env.step(td.set("action", torch.zeros(2, 6)))["next"]
+    assert torch.isfinite(out["observation"]).all() and not out["done"].any()
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import subprocess
 import sys
 
 from conftest import REPO
@@ -59,3 +60,91 @@ def test_quickstart_bar_is_half_the_gap_to_the_reference():
     run = {"aer_first": {"train": 60.0, "eval_out": 50.0}, "aer": {"train": 120.0, "eval_out": 100.0}}
     assert closes(run, {"train": 180.0, "eval_out": 150.0}) == {"train": True, "eval_out": True}
     assert closes(run, {"train": 181.0, "eval_out": 150.1}) == {"train": False, "eval_out": False}
+
+
+# --- every bench records the commit it measured and whether the tree was dirty, read at its start ---
+
+
+def _git(repo, *args: str) -> str:
+    cmd = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args]
+    return subprocess.run(cmd, cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def _tiny_repo(tmp_path, ci_run: str):
+    """A git checkout whose `.ci/run` is `ci_run`: what suite_time clones and times."""
+    repo = tmp_path / "repo"
+    (repo / ".ci").mkdir(parents=True)
+    (repo / ".ci" / "run").write_text(ci_run)
+    (repo / "notes.txt").write_text("one\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "first")
+    return repo
+
+
+def test_repo_state_is_the_commit_and_uncommitted_tracked_changes(tmp_path):
+    from lit_dmash.io import repo_state
+
+    repo = _tiny_repo(tmp_path, "true\n")
+    commit = _git(repo, "rev-parse", "--short", "HEAD")
+    assert repo_state(repo) == {"commit": commit, "working_tree_dirty": False}
+    (repo / "untracked.txt").write_text("x")
+    assert repo_state(repo)["working_tree_dirty"] is False, "untracked files do not count"
+    (repo / "notes.txt").write_text("two\n")
+    assert repo_state(repo) == {"commit": commit, "working_tree_dirty": True}
+    assert repo_state(tmp_path / "nowhere") == {"commit": None, "working_tree_dirty": None}
+
+
+def _same_checkout(report: dict) -> None:
+    from lit_dmash.io import repo_state
+
+    assert {k: report[k] for k in ("commit", "working_tree_dirty")} == repo_state(REPO)
+
+
+def test_env_throughput_records_commit_and_dirty(tmp_path):
+    out = tmp_path / "throughput.json"
+    report = load_script("env_throughput").main(
+        ["--envs", "di", "--num-envs", "2", "--seconds", "0.01", "--repeats", "1", "--out", str(out)]
+    )
+    assert json.loads(out.read_text()) == report and report["rows"]
+    _same_checkout(report)
+    assert report["command"].startswith("python bench/env_throughput.py --envs di")
+
+
+def test_suite_time_records_the_tested_commit_and_the_dirty_tree(tmp_path):
+    repo = _tiny_repo(tmp_path, 'echo "===== 3 passed in 0.25s ====="\n')
+    (repo / "notes.txt").write_text("not committed: not in the clone\n")
+    out = tmp_path / "suite.json"
+    report = load_script("suite_time").main(["--repo", str(repo), "--out", str(out)])
+    assert report["commit"] == _git(repo, "rev-parse", "--short", "HEAD") and report["working_tree_dirty"] is True
+    assert report["returncode"] == 0 and report["pytest_summary"] == "3 passed" and report["pytest_s"] == 0.25
+    assert json.loads(out.read_text()) == report
+
+
+def test_zero_shot_records_commit_dirty_and_a_command_with_its_runs_folder(tmp_path):
+    tiny = ["--model.env.num_envs=4", "--model.env.contexts_per_split=4", "--model.env.horizon=12"]
+    tiny += ["--model.context.window=6", "--model.sac.hidden_dims=[16,16]", "--model.sac.batch_size=16"]
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    args = ["--env", "di", "--methods", "dr", "--seeds", "1", "--updates", "2", "--random-steps", "24"]
+    args += ["--episodes", "1", "--workers", "1", "--runs", str(runs), "--out", str(out), "--baselines", "dr"]
+    load_script("zero_shot").main([*args, *(f"--fit-arg={a}" for a in tiny)])
+    meta = json.loads((out / "meta.json").read_text())
+    _same_checkout(meta)
+    assert f"--runs {runs} --out {out}" in meta["command"] and (out / "di.json").is_file()
+
+
+def test_watch_still_records_commit_and_dirty(tmp_path, monkeypatch):
+    from lit_dmash import render
+
+    monkeypatch.delenv("MUJOCO_GL", raising=False)  # conftest turns rendering off for the other tests
+    render.gl_backend.cache_clear()
+    out = tmp_path / "still.png"
+    try:
+        load_script("watch_still").main(
+            ["--out", str(out), "--horizon", "12", "--updates", "2", "--width", "64", "--height", "48"]
+        )
+    finally:
+        render.gl_backend.cache_clear()
+    record = json.loads(out.with_suffix(".json").read_text())
+    _same_checkout(record)
+    assert out.is_file() and record["command"].startswith("python bench/watch_still.py --out")

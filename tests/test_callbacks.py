@@ -113,7 +113,7 @@ def test_every_default_callback_runs_with_a_csv_logger(tmp_path):
     assert trainer.state.finished
 
 
-def test_two_process_ddp_fit_trains_and_gathers_from_both_ranks(tmp_path):
+def test_two_process_ddp_fit_trains_one_model_and_gathers_from_both_ranks(tmp_path):
     proc = run_cli(
         *TINY_CLI,
         "--trainer.strategy=ddp",
@@ -123,13 +123,25 @@ def test_two_process_ddp_fit_trains_and_gathers_from_both_ranks(tmp_path):
         "--trainer.callbacks+=callbacks.PolicyGradientVariance",
         "--trainer.callbacks.every_n_updates=4",
         "--trainer.callbacks.num_minibatches=2",
+        "--trainer.callbacks+=tests.rank_probe.RankParameters",
         timeout=400,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # Each rank collects its own episodes (other start states): only averaged gradients keep the two
+    # copies of every parameter equal, bit for bit, after 11 updates.
+    (start0, end0), (start1, end1) = (
+        [torch.load(tmp_path / f"rank{rank}_{when}.pt") for when in ("start", "end")] for rank in (0, 1)
+    )
+    assert end0.keys() == end1.keys() and len(end0) > 10
+    for name in end0:
+        assert torch.equal(start0[name], start1[name]), name
+        assert torch.equal(end0[name], end1[name]), name
+    assert sum(not torch.equal(start0[name], end0[name]) for name in end0) >= len(end0) // 2, "training moved them"
     (run,) = (tmp_path / "lightning_logs").iterdir()
     events = EventAccumulator(str(run))
     events.Reload()
     assert [e.value for e in events.Scalars("diag/pg_var/ranks")][-1] == 2.0
-    assert events.Scalars("diag/pg_var/across_ranks")[-1].value >= 0
+    across = events.Scalars("diag/pg_var/across_ranks")[-1].value
+    assert math.isfinite(across) and across > 0, "the ranks' actor gradients differ: they saw other data"
     assert (tmp_path / "seed0" / "eval.json").exists()
     assert (run / "checkpoints" / "last.ckpt").exists()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json
 import os
 import re
@@ -45,23 +43,6 @@ for seed in json.loads(args["--model.seeds"]):
 """
 
 
-@functools.cache
-def _fit_takes_seeds() -> bool:
-    """Whether `fit` accepts `--model.seeds` (the grid's command needs it; it lands with the module change)."""
-    try:
-        from lit_dmash.module import ContextualSAC
-    except Exception:  # the module is mid-change in this checkout: its own tests say why
-        return False
-    return "seeds" in inspect.signature(ContextualSAC.__init__).parameters
-
-
-@pytest.fixture
-def batched_fit() -> None:
-    """Skips a test that runs real fits while `fit` has no `--model.seeds` (checked lazily: the import is slow)."""
-    if not _fit_takes_seeds():
-        pytest.skip("fit has no --model.seeds yet (or lit_dmash.module does not import)")
-
-
 def _grid_file(tmp_path: Path, **overrides) -> str:
     spec = {
         "tasks": ["di"],
@@ -93,7 +74,7 @@ def _grid(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
 # --- real fits (tiny) ---------------------------------------------------------------------------
 
 
-def test_tiny_grid_runs_resumes_and_aggregates(tmp_path, batched_fit):
+def test_tiny_grid_runs_resumes_and_aggregates(tmp_path):
     grid_file = _grid_file(tmp_path, args=[*TINY_ARGS, "--model.protocol.total_steps=4"])
     first = _grid("-c", grid_file)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
@@ -117,21 +98,28 @@ def test_tiny_grid_runs_resumes_and_aggregates(tmp_path, batched_fit):
     assert "2 already finished, 0 to run" in second.stdout
     assert {p: p.read_text() for p in out.glob("*/*/fit.log")} == logs_before
 
+    # Other fit arguments over finished runs: refused in one line, nothing runs or is skipped.
+    larger = [*TINY_ARGS, "--model.protocol.total_steps=10"]
+    refused = _grid("-c", _grid_file(tmp_path, args=larger), "--no-aggregate")
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert refused.stderr.startswith("error: invalid grid.args=['--model.protocol.total_steps=10']: ")
+    assert {p: p.read_text() for p in out.glob("*/*/fit.log")} == logs_before
+
     # An interrupted job (no done.json, a checkpoint) is resumed from it, in its own run folder, to a
     # larger budget: the evaluations continue the same eval.json.
     job = out / "di" / "dmash"
     for done in job.glob("**/done.json"):
         done.unlink()
-    third = _grid("-c", _grid_file(tmp_path, args=[*TINY_ARGS, "--model.protocol.total_steps=10"]), "--no-aggregate")
+    third = _grid("-c", _grid_file(tmp_path, methods=["dmash"], args=larger), "--no-aggregate")
     assert third.returncode == 0, third.stdout[-2000:] + third.stderr[-2000:]
-    assert "1 already finished, 1 to run" in third.stdout
+    assert "1 job(s), 0 already finished, 1 to run" in third.stdout
     assert "--ckpt_path=last" in (job / "fit.log").read_text()
     assert [p.name for p in job.glob("lightning_logs/version_*")] == ["version_0"]
     evaluations = json.loads((job / "seed0" / "eval.json").read_text())["evaluations"]
     assert [e["updates"] for e in evaluations] == [1, 5, 9, 11]
 
 
-def test_failed_fit_is_reported_not_marked_done(tmp_path, batched_fit):
+def test_failed_fit_is_reported_not_marked_done(tmp_path):
     grid_file = _grid_file(tmp_path, methods=["dr"], seeds=[0], args=["--model.sac.gamma=1.0"])
     proc = _grid("-c", grid_file)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
@@ -304,8 +292,8 @@ def test_checkpoint_rule_mirrors_the_fit(tmp_path):
 
 
 def test_adapter_kinds_mirror_the_networks():
-    why = "lit_dmash.nets does not import"
-    adapters = pytest.importorskip("lit_dmash.nets.adapters", reason=why, exc_type=ImportError)
+    from lit_dmash.nets import adapters
+
     assert adapters.ADAPTER_KINDS == grid.ADAPTER_KINDS
 
 
@@ -444,6 +432,41 @@ def test_submitit_local_end_to_end(tmp_path):
     assert third.returncode == 0 and "2 already finished, 0 to run" in third.stdout
     assert {p: p.read_text() for p in out.glob("*/fit.log")} == logs
     assert sorted((tmp_path / "grid" / "submitit").iterdir()) == submitit_jobs
+
+
+def test_finished_runs_of_other_fit_arguments_are_refused_not_skipped(tmp_path):
+    grid_file, env = _fake_grid(tmp_path, "pool")
+    assert _grid("-c", grid_file, "--no-aggregate", env=env).returncode == 0
+    out = tmp_path / "grid" / "di"
+    logs = {p: p.read_text() for p in out.glob("*/fit.log")}
+    done = json.loads((out / "dr" / "done.json").read_text())
+    assert done["fit_arguments"] == ["conf/quickstart_di.yaml", "--model.method=dr"]
+
+    other = tmp_path / "other.yaml"  # the same grid, other fit arguments
+    other.write_text(yaml.safe_dump({**yaml.safe_load(Path(grid_file).read_text()), "args": ["--model.sac.gamma=0.9"]}))
+    for attempt in ("launch", "old done.json"):
+        proc = _grid("-c", str(other), "--no-aggregate", env=env)
+        assert proc.returncode == 2 and proc.stdout == "", attempt
+        assert proc.stderr.strip().splitlines() == [
+            f"error: invalid grid.args=['--model.sac.gamma=0.9']: {out / 'dr'} holds finished runs of di/dr "
+            "with other fit arguments (they had [] where this grid has ['--model.sac.gamma=0.9']); use another "
+            "out_dir (--out-dir), or remove that folder to retrain"
+        ], attempt
+        assert {p: p.read_text() for p in out.glob("*/fit.log")} == logs, attempt
+        for path in out.glob("**/done.json"):  # done.json written before the arguments were recorded
+            path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "fit_arguments"}))
+    dry = _grid("-c", str(other), "--dry-run", env=env)
+    assert dry.returncode == 0 and "warning: invalid grid.args=['--model.sac.gamma=0.9']" in dry.stderr
+    again = _grid("-c", grid_file, "--no-aggregate", env=env)  # the same arguments: skipped as before
+    assert again.returncode == 0 and "2 already finished, 0 to run" in again.stdout
+
+
+def test_a_grid_whose_aggregation_fails_exits_non_zero(tmp_path):
+    grid_file, env = _fake_grid(tmp_path, "pool")  # the stand-in's eval.json has no returns to aggregate
+    proc = _grid("-c", grid_file, env=env)
+    assert "[2/2]" in proc.stdout and "FAILED" not in proc.stdout, proc.stdout
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("aggregate failed (")
 
 
 def test_pool_grid_whose_jobs_all_fail_says_so_in_one_line(tmp_path):

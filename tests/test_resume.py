@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -65,22 +66,32 @@ def _assert_same_state(a, b, where: str = "") -> None:
         assert a == b, where
 
 
-@pytest.mark.parametrize(("method", "task"), [(m, "di") for m in sorted(METHODS)] + [("dmash", "cheetah")])
+# Every arm on DI; DMA*-SH on one task of each MuJoCo family: dm_control (cheetah) and gymnasium (hopper_gym).
+RESUME_CASES = [(m, "di") for m in sorted(METHODS)] + [("dmash", "cheetah"), ("dmash", "hopper_gym")]
+
+
+@pytest.mark.parametrize(("method", "task"), RESUME_CASES)
 def test_resume_continues_exactly_like_an_uninterrupted_run(method, task, tmp_path):
-    straight_module = tiny_module(method, task=task, total_steps=8)
+    # 14 updates after the resume at 3 on MuJoCo: episodes begun after the resume complete and are
+    # learnt from, so the restored simulators (physics, reset streams) must be exact too.
+    total = 8 if task == "di" else 17
+    straight_module = tiny_module(method, task=task, total_steps=total)
     _, straight = fit(straight_module, tmp_path / "straight")
     fit(tiny_module(method, task=task, total_steps=3), tmp_path / "first")
     ckpt = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    resumed_module = tiny_module(method, task=task, total_steps=8)
+    resumed_module = tiny_module(method, task=task, total_steps=total)
     trainer, resumed = fit(resumed_module, tmp_path / "resumed", ckpt_path=ckpt)
 
     assert min(resumed.metrics) == 5, "the first update after the resume is update 5 (t = 4)"
+    assert max(resumed.metrics) == total + 1
     for update, metrics in resumed.metrics.items():  # every update after the resume, not just the first
         assert metrics == straight.metrics[update], update
     _assert_same_state(resumed_module.agent.state_dict(), straight_module.agent.state_dict())
     for mine, theirs in zip(trainer.optimizers, straight_module.trainer.optimizers, strict=True):
         _assert_same_state(mine.state_dict()["state"], theirs.state_dict()["state"])
     assert resumed_module.env_frames == straight_module.env_frames
+    ends = [load_safely(tmp_path / run / "checkpoints" / "last.ckpt")["lit_dmash"] for run in ("straight", "resumed")]
+    _assert_same_state(ends[1]["collector"], ends[0]["collector"], "collector")  # envs, window, replay, streams
 
 
 def test_a_seed_batched_run_resumes_exactly(tmp_path):
@@ -92,6 +103,49 @@ def test_a_seed_batched_run_resumes_exactly(tmp_path):
         ckpt_path=tmp_path / "first/checkpoints/last.ckpt",
     )
     assert all(resumed.metrics[u] == straight.metrics[u] for u in resumed.metrics)
+
+
+def test_resume_under_a_changed_protocol_is_refused_unless_asked_for(tmp_path):
+    fit(tiny_module("dmash", total_steps=3), tmp_path / "first")
+    ckpt = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    changes = {"sac": {"gamma": 0.9, "bootstrap_timeouts": True}, "env": {"contexts_per_split": 4}}
+    with pytest.raises(CheckpointError) as refused:
+        fit(tiny_module("dmash", total_steps=8, **changes), tmp_path / "refused", ckpt_path=ckpt)
+    assert str(refused.value).startswith(
+        "resuming under a changed protocol (env.contexts_per_split 2 -> 4, sac.gamma 0.99 -> 0.9, "
+        "sac.bootstrap_timeouts False -> True); "
+    )
+    assert str(refused.value).endswith("or pass --model.allow_protocol_change=true if the change is meant")
+    with pytest.raises(CheckpointError, match=r"context\.lr_encoder 0\.0003 -> 0\.001\)"):
+        fit(tiny_module("dmash", total_steps=8, context={"lr_encoder": 1e-3}), tmp_path / "lr", ckpt_path=ckpt)
+    with pytest.raises(CheckpointError, match=r"it has env\.num_envs=2, this run has 4 \(the replay"):
+        module = tiny_module("dmash", total_steps=8, env={"num_envs": 4}, allow_protocol_change=True)
+        fit(module, tmp_path / "envs", ckpt_path=ckpt)
+
+    module = tiny_module("dmash", total_steps=8, allow_protocol_change=True, **changes)
+    _, resumed = fit(module, tmp_path / "allowed", ckpt_path=ckpt)
+    assert min(resumed.metrics) == 5 and module.updates == 9 and module.sac_cfg.gamma == 0.9
+
+
+def test_the_cli_names_the_changed_protocol_fields_and_the_flag_in_one_line(tmp_path, capsys):
+    from lit_dmash.cli import main
+
+    run = ["fit", "-c", "conf/quickstart_di.yaml", *TINY_CLI, f"--trainer.default_root_dir={tmp_path}"]
+    main([*run, "--model.method=dr"])
+    resume = [*run, "--model.method=dr", "--model.sac.lr_actor=0.001", "--model.protocol.total_steps=12"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main([*resume, "--ckpt_path=last"])
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        "lit-dmash: error: resuming under a changed protocol (sac.lr_actor 0.0003 -> 0.001); the checkpoint's "
+        "run would continue under other settings than it started with. Resume with the checkpoint's values, "
+        "start a new run, or pass --model.allow_protocol_change=true if the change is meant"
+    )
+    main([*resume, "--ckpt_path=last", "--model.allow_protocol_change=true"])
+    saved = load_safely(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")
+    assert saved["lit_dmash"]["updates"] == 13 and saved["hyper_parameters"]["sac"]["lr_actor"] == 0.001
 
 
 def _tiny_cli(tmp_path: Path, *extra: str) -> list[str]:
@@ -158,9 +212,13 @@ def test_sigkill_at_any_moment_resumes_from_the_newest_complete_checkpoint(tmp_p
     def updates() -> int:
         return load_safely(last)["lit_dmash"]["updates"] if last.exists() else -1
 
+    def temp_files() -> set[str]:
+        return {p.name for p in os.scandir(ckpt_dir) if p.name.endswith(".tmp")} if ckpt_dir.is_dir() else set()
+
     killed_mid_write = 0
     for attempt in range(4):
         mid_write = attempt % 2 == 0
+        earlier = temp_files()  # left by earlier kills: a kill now only counts with a temp file of its own
         proc = subprocess.Popen(
             cli_command(*args, *(["--ckpt_path=last"] if attempt else [])),
             cwd=REPO,
@@ -170,7 +228,7 @@ def test_sigkill_at_any_moment_resumes_from_the_newest_complete_checkpoint(tmp_p
         before, written, deadline = updates(), mtime(), time.monotonic() + 240
         while proc.poll() is None and time.monotonic() < deadline:
             if mtime() > written and mid_write:  # a complete new checkpoint exists: kill during the next write
-                if ckpt_dir.is_dir() and any(p.name.endswith(".tmp") for p in os.scandir(ckpt_dir)):
+                if temp_files() - earlier:
                     break
                 time.sleep(0.0005)
             elif mtime() > written:
@@ -181,12 +239,52 @@ def test_sigkill_at_any_moment_resumes_from_the_newest_complete_checkpoint(tmp_p
         assert proc.poll() is None, proc.communicate()[1][-2000:]
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
-        killed_mid_write += mid_write and any(p.name.endswith(".tmp") for p in os.scandir(ckpt_dir))
+        killed_mid_write += mid_write and bool(temp_files() - earlier)
         assert updates() >= max(before, 0)  # last.ckpt is never unreadable, whenever the kill came
     assert killed_mid_write >= 1, "no kill landed while a checkpoint was being written"
     final = run_cli(*_tiny_cli(tmp_path, f"--model.protocol.total_steps={updates() + 3}", "--ckpt_path=last", *big))
     assert final.returncode == 0, final.stderr[-2000:]
-    assert not any(p.name.endswith(".tmp") for p in ckpt_dir.iterdir()) or last.exists()
+    assert last.exists() and not temp_files(), "the temp files the kills left are removed"
+
+
+KILLED_WRITE = """
+import os, signal, sys
+from lit_dmash.io import atomic_open
+
+with atomic_open(sys.argv[1], "wb") as f:
+    f.write(os.urandom(4096))
+    f.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _killed_write(path: Path) -> Path:
+    """A real temp file left beside `path` by a process killed while it wrote `path`."""
+    proc = subprocess.run([sys.executable, "-c", KILLED_WRITE, str(path)], cwd=REPO, capture_output=True)
+    assert proc.returncode == -signal.SIGKILL
+    (tmp,) = path.parent.glob(f".{path.name}.*.tmp")
+    return tmp
+
+
+class SeesTempFiles(L.Callback):
+    def on_train_start(self, trainer, pl_module):
+        self.at_start = sorted(p.name for p in (Path(trainer.default_root_dir) / "checkpoints").glob("*.tmp"))
+
+
+def test_temp_files_of_killed_saves_are_removed_on_start_and_after_a_save(tmp_path):
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    last.parent.mkdir()
+    _killed_write(last)
+    other = tmp_path / "checkpoints" / ".other.ckpt.abc.tmp"  # not last.ckpt's: left alone
+    other.write_bytes(b"")
+    seen = SeesTempFiles()
+    fit(tiny_module("dr", total_steps=1), tmp_path, extra=[seen])
+    assert seen.at_start == [other.name], "removed when the run starts, before any save"
+    assert sorted(p.name for p in last.parent.iterdir()) == [other.name, "last.ckpt"]
+
+    stale = _killed_write(last)
+    AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.ones(2)}}, last)
+    assert not stale.exists() and other.exists(), "removed after a successful save"
 
 
 class Payload:
@@ -199,19 +297,29 @@ class Payload:
         return (Path.touch, (Path(self.marker),))
 
 
-def test_a_checkpoint_that_would_run_code_is_refused_and_the_payload_never_runs(tmp_path):
+class ShellPayload(Payload):
+    """The same through `os.system` itself (torch blocks its module outright, with another message)."""
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize(("payload", "what"), [(Payload, "GLOBAL getattr"), (ShellPayload, "GLOBAL posix.system")])
+def test_a_checkpoint_that_would_run_code_is_refused_and_the_payload_never_runs(tmp_path, payload, what):
     fit(tiny_module("dr"), tmp_path)
     good = tmp_path / "checkpoints" / "last.ckpt"
     checkpoint = torch.load(good, weights_only=True)
     marker = tmp_path / "pwned"
-    checkpoint["extra"] = Payload(str(marker))
+    checkpoint["extra"] = payload(str(marker))
     evil = tmp_path / "evil.ckpt"
     torch.save(checkpoint, evil)
     proc = run_cli(f"--trainer.default_root_dir={tmp_path / 'x'}", "--model.method=dr", f"--ckpt_path={evil}")
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"lit-dmash: error: checkpoint {evil} refused: loading it would run code")
-    assert "convert-checkpoint" in last and "Traceback" not in proc.stderr
+    assert last.startswith(f"lit-dmash: error: checkpoint {evil} refused: it holds pickled Python objects (")
+    assert what in last and "weights-only loading refuses because unpickling them can run code" in last
+    assert last.endswith(f"python -m lit_dmash convert-checkpoint {evil} NEW.ckpt --trust")
+    assert "Traceback" not in proc.stderr and "corrupt" not in last
     assert not marker.exists(), "the payload ran"
     with pytest.raises(CheckpointError):
         load_safely(evil)
@@ -223,7 +331,7 @@ def test_convert_checkpoint_needs_trust_and_produces_a_safe_file(tmp_path):
 
     old = tmp_path / "old.ckpt"
     torch.save({"state_dict": {"w": torch.ones(2)}, "rng": np.random.get_state()}, old)  # numpy: not weights-only
-    with pytest.raises(CheckpointError, match="refused"):
+    with pytest.raises(CheckpointError, match="refused: it holds pickled Python objects"):
         load_safely(old)
     new = tmp_path / "new.ckpt"
     cmd = ["python", "-m", "lit_dmash", "convert-checkpoint", str(old), str(new)]
@@ -232,6 +340,36 @@ def test_convert_checkpoint_needs_trust_and_produces_a_safe_file(tmp_path):
     done = subprocess.run([*cmd, "--trust"], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert torch.equal(load_safely(new)["state_dict"]["w"], torch.ones(2))
+
+
+def test_a_converted_checkpoint_resumes_exactly(tmp_path):
+    """A run's checkpoint with pickled objects added (numpy arrays, a random state), converted, resumes."""
+    import numpy as np
+
+    _, straight = fit(tiny_module("dmash", total_steps=8), tmp_path / "straight")
+    fit(tiny_module("dmash", total_steps=3), tmp_path / "first")
+    checkpoint = torch.load(tmp_path / "first" / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["lit_dmash"]["notes"] = {"rng": np.random.RandomState(0).get_state(), "mean": np.zeros(3)}
+    old, new = tmp_path / "pickled.ckpt", tmp_path / "converted.ckpt"
+    torch.save(checkpoint, old)
+    with pytest.raises(CheckpointError, match="holds pickled Python objects"):
+        fit(tiny_module("dmash", total_steps=8), tmp_path / "refused", ckpt_path=old)
+    convert = ["python", "-m", "lit_dmash", "convert-checkpoint", str(old), str(new), "--trust"]
+    assert subprocess.run(convert, cwd=REPO, capture_output=True).returncode == 0
+    _, resumed = fit(tiny_module("dmash", total_steps=8), tmp_path / "resumed", ckpt_path=new)
+    assert min(resumed.metrics) == 5 and all(resumed.metrics[u] == straight.metrics[u] for u in resumed.metrics)
+
+
+def test_a_checkpoint_of_the_old_format_is_refused_saying_so(tmp_path):
+    fit(tiny_module("dr"), tmp_path)
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["lit_dmash"]["architecture"]["format"] = 1
+    old = tmp_path / "format1.ckpt"
+    torch.save(checkpoint, old)
+    with pytest.raises(CheckpointError) as refused:
+        fit(tiny_module("dr"), tmp_path / "r", ckpt_path=old)
+    assert str(refused.value).startswith("checkpoint format 1 is not this version's 2: it was written by an older")
+    assert str(refused.value).endswith("; start a new run")
 
 
 def test_corrupt_truncated_and_mismatched_checkpoints_fail_in_one_line(tmp_path):
@@ -320,6 +458,58 @@ def test_nan_skip_mode_drops_bad_steps_and_counts_them(tmp_path):
     fit(module, tmp_path)
     assert module.nonfinite_skipped > 0
     assert torch.isfinite(module.agent.log_alpha).all()
+
+
+class BreakSimulation(L.Callback):
+    """Makes one training simulator diverge before vector step `at` (dm_control then raises PhysicsError);
+    keeps the replay as it is right after that step."""
+
+    def __init__(self, at: int, sub_env: int = 1):
+        self.at, self.sub_env, self.replay_after = at, sub_env, None
+
+    def on_train_batch_start(self, trainer, pl_module, *args):
+        if pl_module.collector.vector_steps == self.at:
+            pl_module.collector.envs.envs[0].simulators[self.sub_env].data.qvel[:] = float("nan")
+
+    def on_train_batch_end(self, trainer, pl_module, *args):
+        if self.replay_after is None and pl_module.collector.vector_steps > self.at:
+            self.replay_after = pl_module.collector.replay.state_dict()
+
+
+def _made_up_transitions(replay: dict, sub_env: int, window: int) -> int:
+    """Stored transitions that look like the old fallback: reward exactly 0 and next_obs equal to obs."""
+    data, stored = replay["data"], 0
+    for slot, length in zip(replay["slots"].tolist(), replay["lengths"].tolist(), strict=False):
+        rows = slice(window, window + length)
+        same = (data["next_obs"][0, sub_env, slot, rows] == data["obs"][0, sub_env, slot, rows]).all(-1)
+        stored += int((same & (data["reward"][0, sub_env, slot, rows] == 0)).sum())
+    return stored
+
+
+def test_a_physics_failure_stops_naming_task_context_and_step(tmp_path):
+    module = tiny_module("dr", task="cheetah", total_steps=20)
+    with pytest.raises(NonFiniteError) as error:
+        fit(module, tmp_path, extra=[BreakSimulation(at=15)])
+    message = str(error.value)
+    context = "(context length=1.2, action_factor=1)"
+    assert message.startswith(f"simulation failed in task cheetah, sub-env 1 {context}, episode step 4: ")
+    assert "PhysicsError" in message and "(seed 0, vector step 15), update 3, env frame 30" in message
+    assert "model.on_nonfinite=skip" in message and "\n" not in message
+    saved = load_safely(tmp_path / "checkpoints" / "last.ckpt")
+    assert saved["lit_dmash"]["collector"]["vector_steps"] == 15, "the failed step is neither stored nor counted"
+    assert saved["lit_dmash"]["collector"]["envs"] == [None], "the failed episodes are not saved for resuming"
+
+
+def test_a_physics_failure_with_skip_drops_the_step_counts_and_logs_it(tmp_path):
+    module = tiny_module("dr", task="cheetah", total_steps=8, on_nonfinite="skip")
+    broken = BreakSimulation(at=15)
+    trainer, _ = fit(module, tmp_path, extra=[broken])
+    assert module.sim_failures == 1 and module.nonfinite_skipped == 0
+    assert trainer.callback_metrics["train/sim_failures"].item() == 1 and trainer.state.finished
+    replay = broken.replay_after
+    # Capacity 2: the episode of steps 12.. (slot 0) ends with steps 12-14, before the failed step 15.
+    assert replay["lengths"].tolist() == [3, 6] and replay["current"] == 1
+    assert _made_up_transitions(replay, sub_env=1, window=3) == 0, "a made-up transition reached the replay"
 
 
 def test_replay_that_does_not_fit_is_refused_before_allocation():

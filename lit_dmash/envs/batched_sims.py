@@ -8,9 +8,11 @@ TorchRL overhead is paid once per batch. `ParallelEnv` is slower still on 2 core
 
 Subclasses decide what a context does: `_sim_actions` maps the policy's actions to the
 simulators' (signs, permutations), `_before_reset` runs before sub-envs restart (e.g. a fresh
-context). A simulation that becomes unstable (`PhysicsError`, non-finite observation or reward)
-ends its episode (truncated; the last finite observation is kept) and is counted in
-`sim_failures`.
+context). A simulation that becomes unstable (`PhysicsError`, MuJoCo's divergence warning, a
+non-finite observation or reward) raises `SimulationFailure` naming the task, the sub-env, its
+context and the episode step, and is counted in `sim_failures`: no transition is returned for
+that step (there is no true next state), and the env must be reset before it steps again. The
+module applies `on_nonfinite` to it (stop, or skip the step and log `train/sim_failures`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torchrl.envs import EnvBase
 
-from lit_dmash.envs.simulators import Simulator, SimulatorError
+from lit_dmash.envs.simulators import SimulationFailure, Simulator, SimulatorError
 from lit_dmash.envs.specs import set_contextual_specs
 
 if TYPE_CHECKING:
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
 
 class BatchedSimEnv(EnvBase):
     """`len(sims)` MuJoCo simulations stepped in one TorchRL call; a context row per sub-env."""
+
+    task_name = "mujoco"  # subclasses: the task's name, for `SimulationFailure` messages
+    context_names: list[str] | None = None  # subclasses: names of the context columns, if known
 
     def __init__(
         self, sims: Sequence[Simulator], context_dim: int, horizon: int, device: torch.device | str = "cpu"
@@ -91,20 +96,22 @@ class BatchedSimEnv(EnvBase):
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         sim_action = self._sim_actions(tensordict.get("action").detach().cpu().numpy())
-        obs, raised, rewards, terminals = self._next_obs, [], [], []
+        obs, raised, rewards, terminals = self._next_obs, {}, [], []
         # Python lists, not per-element numpy writes: ~1 us per sub-env less (the loop is the hot path).
         for i, (sim, act, row) in enumerate(zip(self._sims, sim_action, obs, strict=True)):
             try:
                 r, term = sim.step(act, row)
-            except SimulatorError:
+            except SimulatorError as error:
                 r, term = 0.0, False
-                raised.append(i)
+                raised[i] = str(error).strip().splitlines()[0] if str(error).strip() else "unstable"
             rewards.append(r)
             terminals.append(term)
         reward = np.array(rewards, dtype=np.float64)
         self._t += 1
-        if raised or any(terminals) or not (np.isfinite(reward).all() and np.isfinite(obs).all()):
-            return self._step_tail(obs, reward, np.array(terminals, dtype=bool), raised)
+        if raised or not (np.isfinite(reward).all() and np.isfinite(obs).all()):
+            self._fail(obs, reward, raised)
+        if any(terminals):
+            return self._step_tail(obs, reward, np.array(terminals, dtype=bool))
         # Common case, few ops: every small numpy/torch call costs ~10 us here, right after the
         # simulators have evicted the caches.
         self._obs, self._next_obs = obs, self._obs
@@ -116,26 +123,42 @@ class BatchedSimEnv(EnvBase):
             truncated=truncated,
         )
 
-    def _step_tail(
-        self, obs: np.ndarray, reward: np.ndarray, terminated: np.ndarray, raised: list[int]
-    ) -> TensorDictBase:
-        """A step where a sub-env terminated or failed: a failed one keeps its last finite observation."""
+    def _step_tail(self, obs: np.ndarray, reward: np.ndarray, terminated: np.ndarray) -> TensorDictBase:
+        """A step where some sub-env terminated (the paper's tasks never do; gymnasium's may)."""
         reward, terminated = reward[:, None], terminated[:, None]
-        failed = ~(np.isfinite(obs).all(axis=1, keepdims=True) & np.isfinite(reward))
-        failed[raised] = True
-        if failed.any():
-            rows = failed[:, 0]
-            obs[rows] = self._obs[rows]
-            reward[failed], terminated[failed] = 0.0, False
-            self.sim_failures += int(failed.sum())
         self._obs, self._next_obs = obs, self._obs
-        truncated = ((self._t >= self.horizon)[:, None] | failed) & ~terminated
+        truncated = (self._t >= self.horizon)[:, None] & ~terminated
         return self._tensordict(
             reward=torch.from_numpy(reward.astype(np.float32)),
             done=torch.from_numpy(terminated | truncated),
             terminated=torch.from_numpy(terminated),
             truncated=torch.from_numpy(truncated),
         )
+
+    def _fail(self, obs: np.ndarray, reward: np.ndarray, raised: dict[int, str]) -> None:
+        """Raise `SimulationFailure` for the sub-envs that raised or produced non-finite values."""
+        bad_obs = ~np.isfinite(obs).all(axis=1)
+        bad_reward = ~np.isfinite(reward)
+        why = dict(raised)
+        for i in np.flatnonzero(bad_obs | bad_reward).tolist():
+            why.setdefault(i, "non-finite observation" if bad_obs[i] else "non-finite reward")
+        failed = sorted(why)
+        self.sim_failures += len(failed)
+        first = failed[0]
+        more = f" (and sub-envs {failed[1:]})" if len(failed) > 1 else ""
+        message = (
+            f"simulation failed in task {self.task_name}, sub-env {first} (context {self.describe_context(first)})"
+            f"{more}, episode step {int(self._t[first])}: {why[first]}"
+        )
+        raise SimulationFailure(message, failed)
+
+    def describe_context(self, i: int) -> str:
+        """Sub-env `i`'s context as `name=value, ...` (values alone when the columns have no names)."""
+        values = [f"{v:.4g}" for v in self._context[i].tolist()]
+        names = self.context_names
+        if names is None or len(names) != len(values):
+            return "[" + ", ".join(values) + "]"
+        return ", ".join(f"{n}={v}" for n, v in zip(names, values, strict=True))
 
     def render(
         self, indices: Sequence[int] | None = None, width: int = 192, height: int = 144, camera: int = 0

@@ -64,6 +64,7 @@ class PaperMujocoEnv(BatchedSimEnv):
         reset_streams: str = "shared",
     ) -> None:
         self.task, self.split, self.seed, self.reset_streams = task, split, seed, reset_streams
+        self.task_name = task.name
         self.context_names, self.split_names = task.context_names, list(SPLITS)
         self.contexts = contexts.to(torch.float64)
         rows = [i % contexts.shape[0] for i in range(num_envs)]

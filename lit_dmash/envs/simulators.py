@@ -23,6 +23,20 @@ class SimulatorError(RuntimeError):
     """The simulation became unstable (dm_control's `PhysicsError`, or a non-finite state)."""
 
 
+class SimulationFailure(RuntimeError):
+    """A batched step met an unstable simulation; the message names the task, sub-env, context and step.
+
+    Raised instead of returning a transition: there is no true next state to store, and a made-up
+    one (reward 0, the last observation) would be learnt from as if the simulator had produced it.
+    The collector turns it into `on_nonfinite` handling; the env must be reset before stepping again.
+    """
+
+    def __init__(self, message: str, sub_envs: list[int]) -> None:
+        super().__init__(message)
+        self.sub_envs = sub_envs
+        self.seed_index: int | None = None  # set by `SeedEnvs.step`: which seed's env failed
+
+
 class Simulator(Protocol):
     model: mujoco.MjModel  # the compiled model this simulation steps: parameters are writable arrays
     data: mujoco.MjData
@@ -185,7 +199,7 @@ class DMControlSimulator:
         try:
             time_step = self.env.step(action)
         except self._physics_error as error:
-            raise SimulatorError(str(error)) from error
+            raise SimulatorError(f"PhysicsError: {error}") from error
         self._flatten(time_step.observation, obs_out)
         return time_step.reward, False
 
@@ -241,7 +255,7 @@ class GymSimulator:
         obs, reward, terminated, _, _ = self.env.step(action)
         # MuJoCo silently resets a diverged simulation (and warns); gymnasium does not tell.
         if _instability_warnings(self.data) != warnings_before:
-            raise SimulatorError("MuJoCo reported a non-finite or huge qpos/qvel/qacc")
+            raise SimulatorError("MuJoCo warned of a non-finite or huge qpos/qvel/qacc (and reset the simulation)")
         obs_out[:] = obs
         return reward, terminated
 

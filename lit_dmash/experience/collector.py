@@ -18,9 +18,18 @@ import torch
 
 from lit_dmash.agent.agent import Agent
 from lit_dmash.agent.update import NonFiniteError
+from lit_dmash.envs.simulators import SimulationFailure
 from lit_dmash.experience.replay import EpisodeReplay
 from lit_dmash.experience.rollout import ContextWindow, SeedEnvs, act
 from lit_dmash.nets.rng import SeedRandom
+
+
+class SimulationFailed(NonFiniteError):
+    """A simulator failed during collection (`SimulationFailure`); nothing of that step was stored."""
+
+    def __init__(self, message: str, simulations: int) -> None:
+        super().__init__(message)
+        self.simulations = simulations  # how many sub-envs failed in that step
 
 
 class Collector:
@@ -64,7 +73,22 @@ class Collector:
         return low + (high - low) * u
 
     def step(self) -> None:
-        """One vector step (and the warm-up before it, when an episode starts after learning began)."""
+        """One vector step (and the warm-up before it, when an episode starts after learning began).
+
+        Raises `NonFiniteError` (a `SimulationFailed` for a simulator failure) and stores nothing of
+        the step when it meets a non-finite observation or reward or a failed simulation; the
+        collector is then `poisoned` until `recover()` (or a resume) restarts the episodes.
+        """
+        try:
+            self._step()
+        except SimulationFailure as failure:
+            self.poisoned = True
+            index = failure.seed_index
+            seed = f"seed {self.agent.seeds[index]}, " if index is not None else ""
+            message = f"{failure} ({seed}vector step {self.vector_steps})"
+            raise SimulationFailed(message, len(failure.sub_envs)) from failure
+
+    def _step(self) -> None:
         if self._needs_warm_up:
             self._warm_up()
         if self.learning:

@@ -22,6 +22,7 @@ from tensordict import TensorDict
 from torchrl.envs import EnvBase
 
 from lit_dmash.agent.agent import Agent
+from lit_dmash.envs.simulators import SimulationFailure
 
 
 @dataclass
@@ -57,9 +58,14 @@ class SeedEnvs:
         return torch.stack([td["observation"] for td in tds]), torch.stack([td["context"] for td in tds])
 
     def step(self, action: torch.Tensor) -> StepResult:
+        """One step of every seed's env; a `SimulationFailure` says which seed (`seed_index`) failed."""
         outs = []
-        for env, act in zip(self.envs, action.to(self.envs[0].device), strict=True):
-            outs.append(env.step(TensorDict(action=act, batch_size=env.batch_size, device=env.device))["next"])
+        for index, (env, act) in enumerate(zip(self.envs, action.to(self.envs[0].device), strict=True)):
+            try:
+                outs.append(env.step(TensorDict(action=act, batch_size=env.batch_size, device=env.device))["next"])
+            except SimulationFailure as failure:
+                failure.seed_index = index
+                raise
         stack = lambda key: torch.stack([o[key] for o in outs])  # noqa: E731
         return StepResult(
             next_obs=stack("observation"),

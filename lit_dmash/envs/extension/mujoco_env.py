@@ -49,6 +49,10 @@ class BatchedMujocoEnv(BatchedSimEnv):
             )
         check_int("horizon", horizon)
         self.context_space = context_space
+        self.task_name = context_space.env
+        actuators = range(context_space.num_actuators)
+        perm = [f"perm_{i}" for i in actuators] if context_space.permutation else []
+        self.context_names = [*(f"sign_{i}" for i in actuators), *perm, *context_space.param_names]
         self.split_name = split
         self._split = context_space.split(split)
         sims = [make_simulator(child_seed(seed, i)) for i in range(num_envs)]
