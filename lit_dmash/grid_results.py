@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lit_dmash.names import SEED_FOLDER_PATTERN, parse_seed_folder
 from lit_dmash.results import Scores
 
 Runs = dict[str, dict[str, dict[int, dict]]]  # task -> method -> seed -> eval.json content
@@ -16,9 +17,11 @@ LAYOUT = "<grid>/<task>/<method>/seed<k>/eval.json"
 
 def _eval_files(grid_dir: Path) -> dict[Path, Path]:
     """`{seed folder: its eval.json}`; a single-seed job keeps it one level deeper, in `seed<k>/seed<k>/`."""
-    files = {path.parent: path for path in grid_dir.glob("*/*/seed*/eval.json")}
-    for path in grid_dir.glob("*/*/seed*/seed*/eval.json"):
-        if path.parent.name == path.parent.parent.name:
+    seed = SEED_FOLDER_PATTERN
+    found = grid_dir.glob(f"*/*/{seed}/eval.json")
+    files = {p.parent: p for p in found if parse_seed_folder(p.parent.name) is not None}
+    for path in grid_dir.glob(f"*/*/{seed}/{seed}/eval.json"):
+        if path.parent.name == path.parent.parent.name and parse_seed_folder(path.parent.name) is not None:
             files[path.parent.parent] = path
     return dict(sorted(files.items()))
 
@@ -34,7 +37,7 @@ def collect(grid_dir: str | Path) -> Runs:
         record = json.loads(path.read_text())
         if not record.get("evaluations"):
             continue
-        seed = int(seed_dir.name.removeprefix("seed"))
+        seed = parse_seed_folder(seed_dir.name)
         runs.setdefault(seed_dir.parent.parent.name, {}).setdefault(seed_dir.parent.name, {})[seed] = record
     return runs
 

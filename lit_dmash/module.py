@@ -40,6 +40,7 @@ from lit_dmash.experience.collector import Collector
 from lit_dmash.experience.rollout import SeedEnvs, run_episodes
 from lit_dmash.memory import check_buffer_fits
 from lit_dmash.methods import Method, get_method
+from lit_dmash.names import seed_folder
 from lit_dmash.run_state import check_compatible, training_state
 
 
@@ -321,7 +322,7 @@ class ContextualSAC(L.LightningModule):
 
     def seed_dir(self, seed: int) -> Path:
         """The folder of one seed's outputs (`eval.json`, `done.json`): `<root>/seed<k>/`."""
-        return Path(self.trainer.default_root_dir) / f"seed{seed}"
+        return Path(self.trainer.default_root_dir) / seed_folder(seed)
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

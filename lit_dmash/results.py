@@ -21,13 +21,11 @@ from typing import Any
 import numpy as np
 import scipy.stats
 
+from lit_dmash.names import BASELINES, CHALLENGER, GROUPS, PAPER_ARMS, SPLITS
+
 Scores = dict[str, dict[str, dict[str, dict[int, float]]]]  # task -> method -> split -> seed -> AER
 
-SPLITS = ("train", "eval_in", "eval_out")
-ARMS = ("dr", "concat", "da", "dma", "dma_pearl", "dma_star", "dmash")  # the paper's seven, in its order
-BASELINES = ("dr", "concat")
-CHALLENGER = "dmash"
-GROUPS = ("non-overlapping", "weakly non-overlapping", "overlapping")
+ARMS = PAPER_ARMS  # the paper's seven, in its order (the name results' readers import)
 GROUP_TASKS = {
     GROUPS[0]: ("di", "di_perm", "cartpole", "cheetah", "reacher_easy", "reacher_hard", "reacher_perm"),
     GROUPS[1]: ("ode", "ode_k"),
