@@ -1,5 +1,7 @@
 """Experiment grids: tasks x methods x seeds, run as `python -m lit_dmash fit` jobs.
 
+The grid file's schema and its jobs; `launchers` runs them and `grid_cli` is the command line:
+
     python -m lit_dmash grid -c conf/grids/di_friction.yaml [--workers 2] [--dry-run]
     python -m lit_dmash grid -c conf/grids/paper_main.yaml --launcher slurm [--dry-run] [--wait]
 
@@ -55,7 +57,6 @@ Test hook: the environment variable `LIT_DMASH_GRID_FIT` (a shell-quoted command
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import json
 import os
@@ -73,10 +74,10 @@ import yaml
 
 from lit_dmash.errors import ConfigError
 from lit_dmash.io import atomic_write_json
+from lit_dmash.names import ADAPTER_KINDS, BASELINES, SEED_FOLDER_PATTERN, parse_seed_folder, seed_folder
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCHERS = ("pool", "submitit-local", "slurm")
-ADAPTER_KINDS = ("bottleneck", "scale_shift", "lowrank", "full")  # lit_dmash.nets.adapters' (torch-free copy)
 STOP_GRACE_S = 120  # how long an interrupted job waits for its fit to save a checkpoint
 FIT_COMMAND_ENV = "LIT_DMASH_GRID_FIT"  # test-only: replaces `python -m lit_dmash fit`
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -99,11 +100,12 @@ def seed_dirs(out_dir: str | Path) -> list[tuple[str, str, int, Path]]:
     (the job folder is the fit's root, which puts the seed's outputs in its own `seed<k>/`).
     """
     found = []
-    for path in Path(out_dir).glob("*/*/seed*"):
-        if path.is_dir() and re.fullmatch(r"seed\d+", path.name):
+    for path in Path(out_dir).glob(f"*/*/{SEED_FOLDER_PATTERN}"):
+        seed = parse_seed_folder(path.name)
+        if path.is_dir() and seed is not None:
             task, variant = path.parent.parent.name, path.parent.name
             nested = path / path.name  # a single-seed job folder holds the seed's own folder
-            found.append((task, variant, int(path.name[4:]), nested if nested.is_dir() else path))
+            found.append((task, variant, seed, nested if nested.is_dir() else path))
     return sorted(found)
 
 
@@ -144,7 +146,7 @@ class Job:
         return f"{self.task}/{self.variant.replace(':', '_')}/seeds={seed_ranges(self.seeds)}"
 
     def seed_dir(self, seed: int) -> Path:
-        return self.root / f"seed{seed}"
+        return self.root / seed_folder(seed)
 
     @property
     def pending_seeds(self) -> tuple[int, ...]:
@@ -408,7 +410,7 @@ class GridSpec:
     args: list[str] = field(default_factory=list)
     workers: int = 1
     out_dir: str = "runs/grids/grid"
-    baselines: list[str] = field(default_factory=lambda: ["dr", "concat"])
+    baselines: list[str] = field(default_factory=lambda: list(BASELINES))
     launcher: str = "pool"
     slurm: SlurmSpec = field(default_factory=SlurmSpec)
 
@@ -507,7 +509,7 @@ class GridSpec:
 
     def _job_root(self, task: str, variant: str, seeds: tuple[int, ...]) -> Path:
         cell = self.out / task / variant.replace(":", "_")
-        return cell if self.group_seeds else cell / f"seed{seeds[0]}"
+        return cell if self.group_seeds else cell / seed_folder(seeds[0])
 
     def problems(self) -> list[ConfigError]:
         """What would make jobs fail at once: unknown methods, missing configs, a layout clash in out_dir.
@@ -541,7 +543,7 @@ class GridSpec:
         for task in self.tasks:
             for variant in self.methods:
                 cell = self.out / task / variant.replace(":", "_")
-                other = "seed*/lightning_logs" if self.group_seeds else "lightning_logs"
+                other = f"{SEED_FOLDER_PATTERN}/lightning_logs" if self.group_seeds else "lightning_logs"
                 if any(cell.glob(other)):
                     clashes[str(cell)] = ConfigError(
                         "grid.group_seeds",
@@ -549,48 +551,3 @@ class GridSpec:
                         f"{cell} holds jobs run with group_seeds={not self.group_seeds}; use another out_dir",
                     )
         return clashes
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lit_dmash grid", description=__doc__.split("\n\n")[0])
-    parser.add_argument("-c", "--config", required=True, help="grid YAML (see conf/grids/)")
-    parser.add_argument("--launcher", default=None, help=f"one of {', '.join(LAUNCHERS)} (default: the grid's)")
-    parser.add_argument("--workers", type=int, default=None, help="pool/submitit-local: jobs in parallel")
-    parser.add_argument("--out-dir", default=None, help="override the grid's out_dir")
-    parser.add_argument("--dry-run", action="store_true", help="print every job's command (and slurm settings)")
-    parser.add_argument("--wait", action="store_true", help="slurm: wait for the jobs, report, aggregate")
-    parser.add_argument("--no-aggregate", action="store_true", help="skip results.md / plots")
-    return parser
-
-
-def load_with_overrides(args: argparse.Namespace) -> GridSpec:
-    """The grid file with the command line's overrides applied and checked."""
-    spec = GridSpec.load(args.config)
-    if args.launcher is not None:
-        if args.launcher not in LAUNCHERS:
-            raise ConfigError("launcher", args.launcher, f"expected one of {list(LAUNCHERS)}")
-        spec.launcher = args.launcher
-    if args.workers is not None:
-        if args.workers < 1:
-            raise ConfigError("workers", args.workers, "expected an integer >= 1")
-        spec.workers = args.workers
-    if args.out_dir is not None:
-        spec.out_dir = args.out_dir
-    return spec
-
-
-def main(argv: list[str] | None = None) -> int:
-    from lit_dmash import launchers
-
-    args = _parser().parse_args(argv)
-    try:
-        spec = load_with_overrides(args)
-        if args.dry_run:
-            return launchers.dry_run(spec)
-        problems = spec.problems()
-        if problems:
-            raise problems[0]
-        return launchers.launch(spec, wait=args.wait, aggregate=not args.no_aggregate)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2

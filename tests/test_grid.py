@@ -16,7 +16,7 @@ import pytest
 import yaml
 from conftest import REPO, TINY_ARGS
 
-from lit_dmash import grid
+from lit_dmash import grid, grid_cli
 from lit_dmash.errors import ConfigError
 from lit_dmash.grid import GridSpec, Job, seed_dirs
 from lit_dmash.launchers import Progress
@@ -193,7 +193,7 @@ def test_out_dir_of_the_other_layout_is_a_problem(tmp_path):
     ],
 )
 def test_bad_grid_exits_with_one_line_before_any_run(tmp_path, capsys, cli, overrides, field):
-    assert grid.main(["-c", _grid_file(tmp_path, **overrides), *cli]) == 2
+    assert grid_cli.main(["-c", _grid_file(tmp_path, **overrides), *cli]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.splitlines()) == 1 and f"invalid {field}=" in captured.err
     assert not (tmp_path / "grid").exists()
@@ -295,6 +295,24 @@ def test_adapter_kinds_mirror_the_networks():
     from lit_dmash.nets import adapters
 
     assert adapters.ADAPTER_KINDS == grid.ADAPTER_KINDS
+
+
+def test_grid_side_is_torch_free_and_one_way():
+    """The grid, its command line and `names` load without torch (submitit's job processes import
+    them), and `grid` imports neither `launchers` nor `grid_cli`: the dependency runs one way."""
+    code = (
+        "import sys; import lit_dmash.names, lit_dmash.grid; "
+        "assert 'lit_dmash.launchers' not in sys.modules and 'lit_dmash.grid_cli' not in sys.modules; "
+        "import lit_dmash.grid_cli; assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+def test_seed_folder_names_round_trip():
+    from lit_dmash.names import parse_seed_folder, seed_folder
+
+    assert [parse_seed_folder(seed_folder(s)) for s in (0, 7, 12)] == [0, 7, 12]
+    assert [parse_seed_folder(n) for n in ("seed", "seeds", "seed1a", "submitit")] == [None] * 4
 
 
 def test_seed_dirs_finds_both_layouts(tmp_path):
