@@ -31,7 +31,7 @@ methods: [dr, dma, dmash, dmash:lowrank]   # method[:adapter]; the adapter becom
 seeds: [0, 1, 2]
 group_seeds: true                          # one job per task x variant (false: one per seed)
 config: conf/{task}/{method}.yaml          # per-job config; {task} and {method} (without :adapter) are filled in
-args: ["--model.collector.total_frames=30000"]  # extra fit arguments for every job
+args: ["--model.protocol.total_steps=10000"]  # extra fit arguments for every job
 workers: 1                                 # pool / submitit-local: jobs in parallel (one torch thread each)
 out_dir: runs/grids/<grid file name>       # relative to the caller's directory
 baselines: [dr, dma]                       # relative gains are reported against these
