@@ -42,6 +42,7 @@ from lit_dmash.memory import check_buffer_fits
 from lit_dmash.methods import Method, get_method
 from lit_dmash.names import seed_folder
 from lit_dmash.run_state import check_compatible, training_state
+from lit_dmash.step_logging import log_step
 
 
 def resolve_seeds(seed: int, seeds: int | Sequence[int] | None) -> list[int]:
@@ -220,7 +221,7 @@ class ContextualSAC(L.LightningModule):
             if self._iterate(optimizers).t >= self.protocol.total_steps:
                 self.trainer.should_stop = True  # before logging: the last step is always logged
                 break
-        compat.log_step(self)
+        log_step(self)
 
     def _iterate(self, optimizers: Optimizers) -> build.Iteration:
         """One `train_iteration`, its counters and timings, and a non-finite value's context in the error."""
