@@ -26,13 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lit_dmash.aggregate import aggregate_grid
+from lit_dmash.analysis.aggregate import aggregate_grid
+from lit_dmash.analysis.grid_results import collect
+from lit_dmash.analysis.plots import method_colours, plot_curves, pyplot, save_figure
+from lit_dmash.analysis.results import method_order
 from lit_dmash.envs import task_spec
-from lit_dmash.grid_results import collect
 from lit_dmash.io import atomic_write_json, repo_commit
 from lit_dmash.names import SEED_FOLDER_PATTERN, seed_folder
-from lit_dmash.plots import method_colours, plot_curves, pyplot, save_figure
-from lit_dmash.results import method_order
 
 REPO = Path(__file__).resolve().parents[1]
 

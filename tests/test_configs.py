@@ -11,7 +11,7 @@ from conftest import REPO
 
 from lit_dmash import cli
 from lit_dmash.config import ContextConfig, check_context_applies
-from lit_dmash.grid import GridSpec
+from lit_dmash.experiments.grid import GridSpec
 from lit_dmash.methods import get_method
 
 
