@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from lit_dmash.io import atomic_write_json, repo_commit
+from lit_dmash.names import SEED_FOLDER_PATTERN, seed_folder
 
 REPO = Path(__file__).resolve().parents[1]
 UPDATES = 10_000  # the loop runs t = 0..N: 10,001 updates, the paper-budget runs' third evaluation
@@ -32,7 +33,7 @@ UPDATES = 10_000  # the loop runs t = 0..N: 10,001 updates, the paper-budget run
 def reference_aer(reference: Path, task: str, arm: str, updates: int) -> float | None:
     """The lowest seed's train AER at `updates` in the committed paper-budget runs (None if absent)."""
     values = []
-    for path in sorted((reference / task / arm).glob("seed*/eval.json")):
+    for path in sorted((reference / task / arm).glob(f"{SEED_FOLDER_PATTERN}/eval.json")):
         evaluations = json.loads(path.read_text())["evaluations"]
         values += [e["splits"]["train"]["aer"] for e in evaluations if e["updates"] == updates]
     return min(values) if values else None
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             if proc.returncode:
                 print(f"{arm}: fit failed (exit {proc.returncode}):\n{err[-2000:]}", file=sys.stderr)
                 return 2
-            final = json.loads((Path(tmp) / arm / f"seed{args.seed}" / "eval.json").read_text())["evaluations"][-1]
+            final = json.loads((Path(tmp) / arm / seed_folder(args.seed) / "eval.json").read_text())["evaluations"][-1]
             aer = {split: entry["aer"] for split, entry in final["splits"].items()}
             reference = reference_aer(args.reference, args.task, arm, final["updates"])
             threshold = None if reference is None else args.fraction * reference

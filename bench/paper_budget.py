@@ -26,12 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lit_dmash.aggregate import aggregate_grid
+from lit_dmash.analysis.aggregate import aggregate_grid
+from lit_dmash.analysis.grid_results import collect
+from lit_dmash.analysis.plots import method_colours, plot_curves, pyplot, save_figure
+from lit_dmash.analysis.results import method_order
 from lit_dmash.envs import task_spec
-from lit_dmash.grid_results import collect
 from lit_dmash.io import atomic_write_json, repo_commit
-from lit_dmash.plots import method_colours, plot_curves, pyplot, save_figure
-from lit_dmash.results import method_order
+from lit_dmash.names import SEED_FOLDER_PATTERN, seed_folder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 def copy_evaluations(grid: Path, out: Path) -> dict:
     """Copy every seed's eval.json; returns the status per run."""
     status: dict = {}
-    for path in sorted(grid.glob("*/*/seed*/eval.json")):
+    for path in sorted(grid.glob(f"*/*/{SEED_FOLDER_PATTERN}/eval.json")):
         task, method, seed_dir = path.parts[-4], path.parts[-3], path.parts[-2]
         target = out / task / method / seed_dir / "eval.json"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -65,7 +66,8 @@ def cut_at_common_update(out: Path, scratch: Path) -> dict[str, int]:
         for method, seeds in methods.items():
             for seed, record in seeds.items():
                 kept = [e for e in record["evaluations"] if e["updates"] <= common[task]]
-                atomic_write_json(scratch / task / method / f"seed{seed}" / "eval.json", record | {"evaluations": kept})
+                target = scratch / task / method / seed_folder(seed) / "eval.json"
+                atomic_write_json(target, record | {"evaluations": kept})
     return common
 
 

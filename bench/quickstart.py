@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from lit_dmash.io import atomic_write_json, repo_commit
+from lit_dmash.names import seed_folder
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {"plain": [], "video": ["--trainer.callbacks+=callbacks.PolicyVideo"]}
@@ -42,7 +43,7 @@ def run_variant(name: str, runs: Path, seed: int = 0) -> dict:
     wall = time.perf_counter() - start
     if proc.returncode:
         raise SystemExit(f"{name}: fit failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    evaluations = json.loads((root / f"seed{seed}" / "eval.json").read_text())["evaluations"]
+    evaluations = json.loads((root / seed_folder(seed) / "eval.json").read_text())["evaluations"]
     first, final = evaluations[0], evaluations[-1]
     out = {"seed": seed, "wall_s": round(wall, 1), "updates": final["updates"], "env_frames": final["env_frames"]}
     out["aer_first"] = {split: s["aer"] for split, s in first["splits"].items()}

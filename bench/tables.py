@@ -11,6 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
+from lit_dmash.names import SPLITS
+
 
 def env_throughput(path: Path) -> str:
     """One row per task and batch size: our steps/s, the raw loops', and our cost relative to them."""
@@ -33,7 +35,7 @@ def env_throughput(path: Path) -> str:
 
 def switches(folders: list[Path], method: str, tasks: list[str]) -> str:
     """AER of one method per zero-shot output folder (one protocol variant each): mean and IQM [95 % CI]."""
-    columns = [f"{t} {s}" for t in tasks for s in ("train", "eval_in", "eval_out")]
+    columns = [f"{t} {s}" for t in tasks for s in SPLITS]
     lines = ["| variant | fit args | " + " | ".join(columns) + " |"]
     lines.append("|---|---|" + "---|" * (3 * len(tasks)))
     for folder in folders:
@@ -41,7 +43,7 @@ def switches(folders: list[Path], method: str, tasks: list[str]) -> str:
         cells = [folder.name, " ".join(f"`{a}`" for a in meta.get("fit_args", [])) or "(the authors')"]
         for task in tasks:
             table = json.loads((folder / f"{task}.json").read_text())[method]
-            for split in ("train", "eval_in", "eval_out"):
+            for split in SPLITS:
                 s = table[split]
                 cells.append(f"{s['mean']:.2f} ({s['iqm']:.2f} [{s['ci'][0]:.2f}, {s['ci'][1]:.2f}])")
         lines.append("| " + " | ".join(cells) + " |")

@@ -3,7 +3,7 @@
     python bench/zero_shot.py --env di ode --seeds 5 --updates 1000 --out results/zero_shot
     python bench/zero_shot.py --quick            # di, 3 arms x 2 seeds, 200 updates: a few minutes on 2 cores
 
-A fixed-format front end to the experiment grid (`lit_dmash.grid`, the same as
+A fixed-format front end to the experiment grid (`lit_dmash.experiments.grid`, the same as
 `python -m lit_dmash grid`): each (task, arm) is one `python -m lit_dmash fit -c
 conf/<task>/<arm>.yaml` process training all seeds as a batch, `--workers` at a time with one
 torch thread each, at the authors' settings except the budget (`--updates` after `--random-steps`
@@ -13,7 +13,7 @@ whole grid's paper-style summary (normalised IQM per task / group / all, probabi
 improvement, gains vs dr and concat) to `<out>/results.md` and `.json`; the command (with
 `--runs`), the commit and whether the tree was dirty at the start, date, budget and wall time to
 `<out>/meta.json`. Plots land in `--runs`. One `--runs` folder per variant: finished runs of
-other fit arguments there are refused (see `lit_dmash.grid`).
+other fit arguments there are refused (see `lit_dmash.experiments.grid`).
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lit_dmash.aggregate import aggregate_grid
-from lit_dmash.grid import GridSpec
+from lit_dmash.analysis.aggregate import aggregate_grid
+from lit_dmash.analysis.report_markdown import task_markdown
+from lit_dmash.experiments.grid import GridSpec
+from lit_dmash.experiments.launchers import launch
 from lit_dmash.io import atomic_write_json, repo_state
-from lit_dmash.launchers import launch
 from lit_dmash.methods import PAPER_ARMS
-from lit_dmash.report_markdown import task_markdown
 
 
 def fixed_format(summary: dict, task: str, methods: list[str]) -> dict:

@@ -10,8 +10,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
 from callbacks.periodic import EveryNUpdates
-from lit_dmash import diagnostics as dg
 from lit_dmash.agent.shadow import shadow_gradients
+from lit_dmash.analysis import diagnostics as dg
 from lit_dmash.errors import ConfigError
 from lit_dmash.experience.rollout import collect_windows
 

@@ -11,8 +11,8 @@ import torch
 from jsonargparse.typing import PositiveInt
 
 from callbacks.periodic import EveryNUpdates
-from lit_dmash import diagnostics as dg
 from lit_dmash.agent.update import Batch, actor_loss
+from lit_dmash.analysis import diagnostics as dg
 from lit_dmash.errors import ConfigError, check_int
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from lit_dmash.errors import ConfigError, check_choice, check_int, check_positive, check_range
+from lit_dmash.names import ADAPTER_KINDS, ENCODER_KINDS
 
 if TYPE_CHECKING:
     from lit_dmash.methods import Method
@@ -143,7 +144,7 @@ class SACConfig:
             raise ConfigError("sac.bootstrap_timeouts", self.bootstrap_timeouts, "expected true or false")
 
 
-ENCODERS = ("lstm", "plstm", "meanpool")
+ENCODERS = ENCODER_KINDS  # the name this module exported before `lit_dmash.names`
 INPUT_NORMS = ("avgl1", "running", "none")
 OUTPUT_NORMS = ("simnorm", "l2", "layernorm", "none")
 
@@ -191,8 +192,6 @@ class ContextConfig:
     lr_dynamics: float = 3e-4
 
     def validate(self) -> None:
-        from lit_dmash.nets.adapters import ADAPTER_KINDS
-
         if self.window is not None:
             check_int("context.window", self.window)
         if not isinstance(self.leak_free, bool):

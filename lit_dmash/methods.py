@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from lit_dmash.errors import check_choice
+from lit_dmash.names import PAPER_ARMS as PAPER_ARMS  # re-exported: benches import it from here
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,6 @@ METHODS: dict[str, Method] = {
         replace(_DMASH, name="dmash_rl_grad", paper_name="DMA*-SH (RL grad)", rl_grad=frozenset({"critic", "actor"})),
     ]
 }
-
-PAPER_ARMS = ("dr", "concat", "da", "dma", "dma_pearl", "dma_star", "dmash")
 
 
 def get_method(name: str) -> Method:

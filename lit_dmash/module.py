@@ -40,7 +40,9 @@ from lit_dmash.experience.collector import Collector
 from lit_dmash.experience.rollout import SeedEnvs, run_episodes
 from lit_dmash.memory import check_buffer_fits
 from lit_dmash.methods import Method, get_method
+from lit_dmash.names import seed_folder
 from lit_dmash.run_state import check_compatible, training_state
+from lit_dmash.step_logging import log_step
 
 
 def resolve_seeds(seed: int, seeds: int | Sequence[int] | None) -> list[int]:
@@ -219,7 +221,7 @@ class ContextualSAC(L.LightningModule):
             if self._iterate(optimizers).t >= self.protocol.total_steps:
                 self.trainer.should_stop = True  # before logging: the last step is always logged
                 break
-        compat.log_step(self)
+        log_step(self)
 
     def _iterate(self, optimizers: Optimizers) -> build.Iteration:
         """One `train_iteration`, its counters and timings, and a non-finite value's context in the error."""
@@ -321,7 +323,7 @@ class ContextualSAC(L.LightningModule):
 
     def seed_dir(self, seed: int) -> Path:
         """The folder of one seed's outputs (`eval.json`, `done.json`): `<root>/seed<k>/`."""
-        return Path(self.trainer.default_root_dir) / f"seed{seed}"
+        return Path(self.trainer.default_root_dir) / seed_folder(seed)
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -1,13 +1,17 @@
-"""The generated configs `conf/<task>/<method>.yaml` are what `conf/generate.py` writes today, and valid."""
+"""The generated configs `conf/<task>/<method>.yaml` are what `conf/generate.py` writes today, and valid;
+the shipped grids `conf/grids/*.yaml` name methods, configs and fit arguments that exist."""
 
 from __future__ import annotations
 
 import importlib.util
 
+import pytest
 import yaml
 from conftest import REPO
 
+from lit_dmash import cli
 from lit_dmash.config import ContextConfig, check_context_applies
+from lit_dmash.experiments.grid import GridSpec
 from lit_dmash.methods import get_method
 
 
@@ -39,3 +43,22 @@ def test_every_generated_config_sets_only_options_its_arm_reads():
     for path in EXPECTED:
         model = yaml.safe_load(path.read_text())["model"]
         check_context_applies(get_method(model["method"]), ContextConfig(**model.get("context", {})))
+
+
+GRID_FILES = sorted((REPO / "conf" / "grids").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", GRID_FILES, ids=lambda p: p.name)
+def test_every_shipped_grid_names_real_methods_configs_and_fit_arguments(path, tmp_path, capsys):
+    """Each grid file parses, its methods exist, every task x method has its config, and the fit
+    arguments of each method variant (config, method, the grid's `args`, adapter) pass the fit's own
+    parser (`--print_config` parses and validates, then exits without building anything)."""
+    spec = GridSpec.load(path)
+    spec.out_dir = str(tmp_path)  # no finished runs in the way: only the file is checked
+    assert not spec.problems(), [str(p) for p in spec.problems()]
+    first_per_variant = {job.variant: job for job in reversed(spec.jobs())}
+    for job in first_per_variant.values():
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["fit", "-c", *job.fit_arguments(), "--print_config"])
+        errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line.lower()]
+        assert exit_info.value.code == 0, f"{path.name} {job.variant}: {errors}"

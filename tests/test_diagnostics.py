@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lit_dmash.diagnostics import (
+from lit_dmash.analysis.diagnostics import (
     binary_keys,
     context_modes,
     cosine_similarity_figure,

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 from rliable import metrics
 
-from lit_dmash.aggregate import aggregate_grid
-from lit_dmash.aggregate import main as aggregate_main
-from lit_dmash.grid import GridSpec
-from lit_dmash.grid_results import collect, curves, final_scores
-from lit_dmash.results import (
+from lit_dmash.analysis.aggregate import aggregate_grid
+from lit_dmash.analysis.aggregate import main as aggregate_main
+from lit_dmash.analysis.grid_results import collect, curves, final_scores
+from lit_dmash.analysis.results import (
     NATURAL_BOUNDS,
     aggregate_iqm,
     aggregate_scopes,
@@ -27,6 +26,7 @@ from lit_dmash.results import (
     score_matrix,
     task_groups,
 )
+from lit_dmash.experiments.grid import GridSpec
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"

@@ -17,8 +17,10 @@ each seed's gradient is its own loss's gradient, and Adam (elementwise) steps ea
 alone. TorchRL's `SACLoss` is not used in this loop: its `forward` evaluates critic, actor and
 alpha losses together on the same parameters, while the authors update the critic first, then
 the actor (twice) against the updated critic, with a fresh `z` each time; and it cannot hold S
-seeds in one set of parameters. `tests/test_update.py` checks our critic and actor losses
-against `SACLoss`'s own on the same networks.
+seeds in one set of parameters. `tests/test_agent.py` checks the critic loss and TD target
+against their formula, the actor's log-probability against the authors' formula, the update
+order (actor and alpha every second step) and which loss reaches which parameters; no test
+compares these losses with `SACLoss`'s.
 """
 
 from __future__ import annotations

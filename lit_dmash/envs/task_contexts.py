@@ -33,9 +33,8 @@ import torch
 import yaml
 
 from lit_dmash.errors import ConfigError, check_int
+from lit_dmash.names import GROUPS, SPLITS
 
-SPLITS = ("train", "eval_in", "eval_out")
-GROUPS = ("non-overlapping", "weakly non-overlapping", "overlapping")
 TASK_OPTIONS = ("k", "reset_streams")
 RESET_STREAMS = ("shared", "independent")
 GRID_POINTS, OUT_POINTS_PER_SIDE, DECIMALS = 50, 25, 4

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from lit_dmash.names import ADAPTER_KINDS
 from lit_dmash.nets.ensemble import EnsembleLinear, EnsembleModule
-
-ADAPTER_KINDS = ("bottleneck", "scale_shift", "lowrank", "full")
 
 
 @dataclass(frozen=True)

@@ -33,10 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lit_dmash.names import ENCODER_KINDS as ENCODER_KINDS  # re-exported: the kinds EncoderSpec builds
 from lit_dmash.nets.ensemble import EnsembleLayerNorm, EnsembleLinear, EnsembleLSTM
 from lit_dmash.nets.rng import SeedRandom
 
-ENCODER_KINDS = ("lstm", "plstm", "meanpool")
 INPUT_NORMS = ("avgl1", "none")
 OUTPUT_NORMS = ("simnorm", "l2", "layernorm", "none")
 

@@ -1,0 +1,55 @@
+"""`python -m lit_dmash grid -c FILE [...]`: the command line over `grid` (the jobs) and `launchers`.
+
+Its own module so that the dependency runs one way: launchers import grid, this imports both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lit_dmash.errors import ConfigError
+from lit_dmash.experiments import grid, launchers
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lit_dmash grid", description=grid.__doc__.split("\n\n")[0])
+    parser.add_argument("-c", "--config", required=True, help="grid YAML (see conf/grids/)")
+    parser.add_argument("--launcher", default=None, help=f"one of {', '.join(grid.LAUNCHERS)} (default: the grid's)")
+    parser.add_argument("--workers", type=int, default=None, help="pool/submitit-local: jobs in parallel")
+    parser.add_argument("--out-dir", default=None, help="override the grid's out_dir")
+    parser.add_argument("--dry-run", action="store_true", help="print every job's command (and slurm settings)")
+    parser.add_argument("--wait", action="store_true", help="slurm: wait for the jobs, report, aggregate")
+    parser.add_argument("--no-aggregate", action="store_true", help="skip results.md / plots")
+    return parser
+
+
+def load_with_overrides(args: argparse.Namespace) -> grid.GridSpec:
+    """The grid file with the command line's overrides applied and checked."""
+    spec = grid.GridSpec.load(args.config)
+    if args.launcher is not None:
+        if args.launcher not in grid.LAUNCHERS:
+            raise ConfigError("launcher", args.launcher, f"expected one of {list(grid.LAUNCHERS)}")
+        spec.launcher = args.launcher
+    if args.workers is not None:
+        if args.workers < 1:
+            raise ConfigError("workers", args.workers, "expected an integer >= 1")
+        spec.workers = args.workers
+    if args.out_dir is not None:
+        spec.out_dir = args.out_dir
+    return spec
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        spec = load_with_overrides(args)
+        if args.dry_run:
+            return launchers.dry_run(spec)
+        problems = spec.problems()
+        if problems:
+            raise problems[0]
+        return launchers.launch(spec, wait=args.wait, aggregate=not args.no_aggregate)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
