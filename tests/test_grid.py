@@ -496,7 +496,7 @@ def test_pool_grid_whose_jobs_all_fail_says_so_in_one_line(tmp_path):
 
 
 MOVED = {
-    "experiments": ("grid", "grid_cli", "launchers"),
+    "experiments": ("grid", "launchers"),
     "analysis": ("aggregate", "grid_results", "report_markdown", "plots", "results", "diagnostics"),
 }
 
