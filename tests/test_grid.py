@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -37,6 +38,16 @@ for i in range(30):
     print(f"{method} line {i}")
 if method in os.environ.get("FAKE_FIT_FAIL", "").split(","):
     sys.exit(3)
+if os.environ.get("FAKE_FIT_WAIT"):  # run until SIGTERM, and leave a mark that it came
+    import signal, time
+    def stop(signum, frame):
+        (root / "terminated").write_text("SIGTERM")
+        sys.exit(143)
+    signal.signal(signal.SIGTERM, stop)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "started").write_text("")
+    time.sleep(120)
+    sys.exit(4)
 for seed in json.loads(args["--model.seeds"]):
     (root / f"seed{seed}").mkdir(parents=True, exist_ok=True)
     (root / f"seed{seed}" / "eval.json").write_text(json.dumps({"evaluations": [{"env_frames": 10}]}))
@@ -511,3 +522,28 @@ def test_moved_modules_keep_their_old_import_paths():
             new = importlib.import_module(f"lit_dmash.{package}.{name}")
             assert importlib.import_module(f"lit_dmash.{name}") is new
             assert getattr(importlib.import_module("lit_dmash"), name) is new
+
+
+def test_sigterm_to_the_grid_stops_its_fits_and_exits_130(tmp_path):
+    """`kill GRID_PID` (a scheduler, a shell) reaches the grid alone, not its fits: the grid forwards
+    it, each fit gets SIGTERM (to save `last.ckpt`), and the grid exits 130 once they have stopped."""
+    grid_file, env = _fake_grid(tmp_path, "pool", workers=1)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lit_dmash", "grid", "-c", grid_file, "--no-aggregate"],
+        cwd=REPO,
+        env={**os.environ, **env, "FAKE_FIT_WAIT": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    started = list((tmp_path / "grid").glob("di/*/started"))
+    deadline = time.monotonic() + 120
+    while not started and time.monotonic() < deadline:
+        time.sleep(0.2)
+        started = list((tmp_path / "grid").glob("di/*/started"))
+    assert started, "the fake fit never started"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert (started[0].parent / "terminated").read_text() == "SIGTERM", "the fit was not stopped"
+    assert "interrupted" in err and len(list((tmp_path / "grid").glob("di/*/started"))) == 1, "no second job"

@@ -65,6 +65,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -276,9 +277,28 @@ def run_job(job: Job, threads: int = 1) -> dict[str, Any]:
     return record
 
 
+_RUNNING_FITS: set[subprocess.Popen] = set()  # this process's fits, for `stop_running_fits`
+_RUNNING_LOCK = threading.Lock()
+
+
+def stop_running_fits() -> int:
+    """Send SIGTERM to every fit this process is waiting on (each saves `last.ckpt` and stops); how many.
+
+    A SIGTERM to the grid itself (`kill`, a scheduler) reaches only the grid, not its children: the
+    grid's command line forwards it with this, so no fit runs on orphaned.
+    """
+    with _RUNNING_LOCK:
+        running = [proc for proc in _RUNNING_FITS if proc.poll() is None]
+    for proc in running:
+        proc.terminate()
+    return len(running)
+
+
 def _wait_for_fit(proc: subprocess.Popen) -> int:
     """The fit's exit code; if we are interrupted first (Ctrl-C, a launcher's cancel or timeout), the fit
     gets SIGTERM and time to save `last.ckpt` (which `subprocess.run` would not give it: it kills)."""
+    with _RUNNING_LOCK:
+        _RUNNING_FITS.add(proc)
     try:
         return proc.wait()
     except BaseException:
@@ -288,6 +308,9 @@ def _wait_for_fit(proc: subprocess.Popen) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
         raise
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING_FITS.discard(proc)
 
 
 def run_job_in_submitit(job: Job, threads: int = 1) -> dict[str, Any]:

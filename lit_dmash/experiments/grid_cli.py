@@ -6,7 +6,11 @@ Its own module so that the dependency runs one way: launchers import grid, this 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 from lit_dmash.errors import ConfigError
 from lit_dmash.experiments import grid, launchers
@@ -40,8 +44,33 @@ def load_with_overrides(args: argparse.Namespace) -> grid.GridSpec:
     return spec
 
 
+@contextlib.contextmanager
+def _stop_fits_on_sigterm() -> Iterator[None]:
+    """While inside: SIGTERM to the grid (not its process group) acts like Ctrl-C. The running fits are
+    sent SIGTERM (they save `last.ckpt`), no further job starts, and the grid exits 130 once they have
+    stopped; without this the grid would die at once and leave its fits running, orphaned."""
+
+    def handler(signum: int, frame: object) -> None:
+        grid.stop_running_fits()
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live there only
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    with _stop_fits_on_sigterm():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         spec = load_with_overrides(args)
         if args.dry_run:
