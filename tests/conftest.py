@@ -92,3 +92,40 @@ def tiny_module(
         seeds=list(seeds),
         **kwargs,
     )
+
+
+def quiet_trainer(root=None, **kwargs):
+    """A Lightning `Trainer` that fits a module to its own budget (`max_epochs=-1`) under `root` (None:
+    Lightning's default), with no logger, progress bar, model summary or checkpoint callback; `kwargs`
+    override or add to these."""
+    import lightning as L
+
+    quiet = {
+        "max_epochs": -1,
+        "default_root_dir": root,
+        "logger": False,
+        "enable_progress_bar": False,
+        "enable_checkpointing": False,
+        "enable_model_summary": False,
+    }
+    return L.Trainer(**{**quiet, **kwargs})
+
+
+def write_fake_eval(
+    seed_dir, evaluations: list[dict], task: str = "di", method: str = "dr", seed: int = 0, group=None, **fields
+) -> Path:
+    """`seed_dir/eval.json` as a fit writes it (`lit_dmash.records.write_record`: task, method, seed,
+    group and commit, then `evaluations` and `fields`), without a fit."""
+    from types import SimpleNamespace
+
+    from lit_dmash.records import write_record
+
+    seed_dir = Path(seed_dir)
+    run = SimpleNamespace(
+        env_cfg=SimpleNamespace(name=task),
+        method=SimpleNamespace(name=method),
+        task_spec=SimpleNamespace(group=group),
+        seed_dir=lambda _seed: seed_dir,
+    )
+    write_record(run, seed, "eval.json", evaluations=evaluations, **fields)
+    return seed_dir / "eval.json"

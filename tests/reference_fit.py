@@ -11,6 +11,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from conftest import quiet_trainer
 
 from lit_dmash.config import ContextConfig, EnvConfig, ProtocolConfig, SACConfig, without_inert
 from lit_dmash.methods import METHODS
@@ -36,15 +37,7 @@ def fit_weights(method: str, task: str, root: Path) -> torch.Tensor:
         ),
         seeds=list(SEEDS),
     )
-    trainer = L.Trainer(
-        max_epochs=-1,
-        default_root_dir=root,
-        enable_progress_bar=False,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module)
+    quiet_trainer(root).fit(module)
     state = module.agent.state_dict()
     for name, layer in module.agent.named_modules():  # layout-independent: every weight as [out, in]
         if isinstance(layer, EnsembleLinear) and layer.transposed:

@@ -222,11 +222,10 @@ def test_update_changes_every_trained_part_of_dmash():
 
 
 def test_running_input_norm_option_tracks_collected_transitions(tmp_path):
-    import lightning as L
-    from conftest import tiny_module
+    from conftest import quiet_trainer, tiny_module
 
     module = tiny_module("dmash", total_steps=2, context={"input_norm": "running"})
-    L.Trainer(max_epochs=-1, default_root_dir=tmp_path, logger=False, enable_progress_bar=False).fit(module)
+    quiet_trainer(tmp_path).fit(module)
     norm = module.agent.normalizer
     assert norm is not None
     assert norm.count.min().item() == module.env_frames  # every collected transition of the seed

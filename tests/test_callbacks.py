@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import math
 
-import lightning as L
 import pytest
 import torch
-from conftest import TINY_CLI, run_cli, tiny_module
+from conftest import TINY_CLI, quiet_trainer, run_cli, tiny_module
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -17,12 +16,8 @@ from lit_dmash.errors import ConfigError
 
 
 def _fit(module, root, callbacks, logger=None):
-    trainer = L.Trainer(
-        max_epochs=-1,
-        default_root_dir=root,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
+    trainer = quiet_trainer(
+        root,
         log_every_n_steps=1,
         logger=logger if logger is not None else TensorBoardLogger(root),
         callbacks=callbacks,

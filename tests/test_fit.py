@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-import lightning as L
 import pytest
 import torch
-from conftest import REPO, TINY_ARGS, TINY_CLI, run_cli, tiny_module
+from conftest import REPO, TINY_ARGS, TINY_CLI, quiet_trainer, run_cli, tiny_module
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
@@ -112,8 +111,7 @@ def test_the_readme_loop_is_what_fit_runs():
     exec(block, bare)
     configs = {name: bare[name] for name in ("env", "protocol", "sac", "context")}
     module = ContextualSAC(method="dmash", seeds=bare["seeds"], **configs)
-    quiet = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
-    L.Trainer(max_epochs=-1, enable_model_summary=False, **quiet).fit(module)
+    quiet_trainer().fit(module)
     assert module.updates == 4 and bare["collector"].vector_steps == 44
     fitted, looped = module.agent.state_dict(), bare["agent"].state_dict()
     assert fitted.keys() == looped.keys()
@@ -126,14 +124,8 @@ def test_every_arm_fits_on_every_task(task, tmp_path):
     """Every arm and ablation trains (a few updates) and evaluates on every paper task."""
     for method in sorted(METHODS):
         module = tiny_module(method, task=task, seeds=[0])
-        trainer = L.Trainer(
-            max_epochs=-1,
-            default_root_dir=tmp_path / method,
-            enable_progress_bar=False,
-            logger=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-            callbacks=[ZeroShotEvaluation(every_n_updates=0, episodes=1, splits=["eval_out"])],
+        trainer = quiet_trainer(
+            tmp_path / method, callbacks=[ZeroShotEvaluation(every_n_updates=0, episodes=1, splits=["eval_out"])]
         )
         trainer.fit(module)
         assert module.updates == module.protocol.total_steps + 1, method
@@ -248,13 +240,7 @@ def test_a_seed_trained_in_a_batch_is_the_seed_trained_alone(method, tmp_path):
     runs = {}
     for seeds in ([7], [3, 7]):
         module = tiny_module(method, seeds=seeds, total_steps=6)
-        L.Trainer(
-            max_epochs=-1,
-            default_root_dir=tmp_path / str(len(seeds)),
-            logger=False,
-            enable_progress_bar=False,
-            enable_checkpointing=False,
-        ).fit(module)
+        quiet_trainer(tmp_path / str(len(seeds))).fit(module)
         runs[len(seeds)] = module.agent.state_dict()
     for (name, alone), batched in zip(runs[1].items(), runs[2].values(), strict=True):
         if batched.dim() and batched.shape[0] == 2 and name != "rng.keys":

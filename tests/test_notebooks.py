@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-import lightning as L
 import nbformat
 import pytest
-from conftest import REPO, tiny_module
+from conftest import REPO, quiet_trainer, tiny_module, write_fake_eval
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -65,8 +64,7 @@ def _tiny_grid(root, returns: dict[str, list[float]]) -> None:
                 }
                 for updates, scale in ((0, 0.5), (50, 1.0))
             ]
-            record = {"task": "di_friction", "method": method, "seed": seed, "group": "overlapping"}
-            (run / "eval.json").write_text(json.dumps({**record, "commit": "abc1234", "evaluations": evaluations}))
+            write_fake_eval(run, evaluations, task="di_friction", method=method, seed=seed, group="overlapping")
 
 
 def test_results_notebook_builds_the_table_and_plots(tmp_path, monkeypatch):
@@ -93,7 +91,7 @@ def tiny_checkpoint(tmp_path_factory):
     """A real checkpoint of a tiny DMA*-SH run on di."""
     root = tmp_path_factory.mktemp("notebook_run")
     module = tiny_module("dmash", total_steps=4)
-    trainer = L.Trainer(max_epochs=-1, default_root_dir=root, enable_progress_bar=False, logger=False)
+    trainer = quiet_trainer(root)
     trainer.fit(module)
     checkpoint = root / "tiny.ckpt"
     trainer.save_checkpoint(checkpoint)

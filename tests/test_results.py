@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_fake_eval
 from rliable import metrics
 
 from lit_dmash.analysis.aggregate import aggregate_grid
@@ -171,11 +172,10 @@ def write_run(root: Path, task: str, method: str, seed: int, final: dict[str, fl
         {"updates": 0, "env_frames": 1000, "splits": {name: split(0.0) for name in final}},
         {"updates": 500, "env_frames": 11000, "splits": {name: split(aer) for name, aer in final.items()}},
     ]
-    record = {"task": task, "method": method, "seed": seed, "group": GROUP.get(task, ""), "commit": "abc1234"}
     run = root / task / method / f"seed{seed}"
     run = run / run.name if nested else run
     run.mkdir(parents=True)
-    (run / "eval.json").write_text(json.dumps({**record, "evaluations": evaluations}))
+    write_fake_eval(run, evaluations, task=task, method=method, seed=seed, group=GROUP.get(task, ""))
 
 
 def write_tiny_grid(root: Path) -> None:
@@ -191,7 +191,7 @@ def tiny_grid(tmp_path_factory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("grid")
     write_tiny_grid(root)
     (root / "reacher_easy" / "dma" / "seed0").mkdir(parents=True)  # a run that has not evaluated yet is left out
-    (root / "reacher_easy" / "dma" / "seed0" / "eval.json").write_text(json.dumps({"evaluations": []}))
+    write_fake_eval(root / "reacher_easy" / "dma" / "seed0", [], task="reacher_easy", method="dma")
     return root, aggregate_grid(root, reps=50, bounds={"reacher_easy": (0.0, 100.0)})
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from conftest import REPO, TINY_CLI, cli_command, run_cli, tiny_module
+from conftest import REPO, TINY_CLI, cli_command, quiet_trainer, run_cli, tiny_module
 from torchrl.envs import Transform, TransformedEnv
 
 from callbacks import RunCheckpoint
@@ -36,16 +36,7 @@ class MetricsRecorder(L.Callback):
 
 def fit(module, root, ckpt_path=None, extra=()):
     recorder = MetricsRecorder()
-    trainer = L.Trainer(
-        max_epochs=-1,
-        default_root_dir=root,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        logger=False,
-        plugins=[AtomicCheckpointIO()],
-        callbacks=[RunCheckpoint(), recorder, *extra],
-    )
+    trainer = quiet_trainer(root, plugins=[AtomicCheckpointIO()], callbacks=[RunCheckpoint(), recorder, *extra])
     trainer.fit(module, ckpt_path=ckpt_path)
     return trainer, recorder
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning as L
 import numpy as np
 import pytest
-from conftest import tiny_module
+from conftest import quiet_trainer, tiny_module
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -34,15 +34,7 @@ def gl(monkeypatch):
 
 def fit(module, root, logger, **video) -> tuple[L.Trainer, PolicyVideo]:
     callback = PolicyVideo(width=WIDTH, height=HEIGHT, **video)
-    trainer = L.Trainer(
-        max_epochs=-1,
-        default_root_dir=root,
-        logger=logger,
-        callbacks=[callback],
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(root, logger=logger, callbacks=[callback])
     trainer.fit(module)
     return trainer, callback
 

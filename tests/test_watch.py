@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import TINY_CLI, run_cli, tiny_module
+from conftest import TINY_CLI, quiet_trainer, run_cli, tiny_module
 
 from lit_dmash import load_agent
 from lit_dmash.envs import make_env
@@ -95,10 +95,8 @@ def test_a_fit_with_wandb_offline_runs_every_default_callback(tmp_path, monkeypa
 
 
 def test_tiny_module_acts_after_loading_its_own_checkpoint(tmp_path):
-    import lightning as L
-
     module = tiny_module("concat")
-    trainer = L.Trainer(max_epochs=-1, default_root_dir=tmp_path, logger=False, enable_progress_bar=False)
+    trainer = quiet_trainer(tmp_path)
     trainer.fit(module)
     trainer.save_checkpoint(tmp_path / "saved.ckpt")
     agent = load_agent(tmp_path / "saved.ckpt")
