@@ -231,6 +231,7 @@ def test_running_input_norm_option_tracks_collected_transitions(tmp_path):
     assert norm.count.min().item() == module.env_frames  # every collected transition of the seed
 
 
+@pytest.mark.integration
 def test_compiled_critic_loss_equals_the_eager_one():
     """`protocol.compile`: the critic's loss only. Each loss compiles separately (`Losses.compiled`);
     the dynamics, actor and alpha losses cost 30-60 s each to compile on 2 cores, so they are not

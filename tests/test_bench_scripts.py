@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 
 
@@ -23,6 +24,7 @@ def load_paper_scale():
 TINY = ["--envs", "4", "--horizon", "12", "--window", "6", "--hidden", "16", "--hypernet-hidden", "16", "--batch", "16"]
 
 
+@pytest.mark.integration
 def test_paper_scale_quick_tiny(tmp_path):
     out = tmp_path / "quick.json"
     tiny = [*TINY, "--rounds", "1", "--block-seconds", "0.001"]
@@ -39,6 +41,7 @@ def test_paper_scale_quick_tiny(tmp_path):
         assert key in report
 
 
+@pytest.mark.integration
 def test_roofline_tiny(tmp_path, capsys):
     out = tmp_path / "roofline.json"
     args = ["--tasks", "di", "--methods", "dr", "dmash", "--many", "2", "--rounds", "1", "--block-seconds", "0.001"]
@@ -121,6 +124,7 @@ def test_suite_time_records_the_tested_commit_and_the_dirty_tree(tmp_path):
     assert json.loads(out.read_text()) == json.loads(json.dumps(report))  # tuples are written as lists
 
 
+@pytest.mark.integration
 def test_zero_shot_records_commit_dirty_and_a_command_with_its_runs_folder(tmp_path):
     tiny = ["--model.env.num_envs=4", "--model.env.contexts_per_split=4", "--model.env.horizon=12"]
     tiny += ["--model.context.window=6", "--model.sac.hidden_dims=[16,16]", "--model.sac.batch_size=16"]
@@ -133,6 +137,7 @@ def test_zero_shot_records_commit_dirty_and_a_command_with_its_runs_folder(tmp_p
     assert f"--runs {runs} --out {out}" in meta["command"] and (out / "di.json").is_file()
 
 
+@pytest.mark.integration
 def test_watch_still_records_commit_and_dirty(tmp_path, monkeypatch):
     from lit_dmash import render
 

@@ -14,6 +14,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from callbacks import ContextDiagnostics, DynamicsProbe, MaskingSchedule, PolicyGradientVariance, ZeroShotEvaluation
 from lit_dmash.errors import ConfigError
 
+pytestmark = pytest.mark.integration  # callbacks on real Trainer fits, DDP across two processes
+
 
 def _fit(module, root, callbacks, logger=None):
     trainer = quiet_trainer(

@@ -48,6 +48,7 @@ def test_every_generated_config_sets_only_options_its_arm_reads():
 GRID_FILES = sorted((REPO / "conf" / "grids").glob("*.yaml"))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("path", GRID_FILES, ids=lambda p: p.name)
 def test_every_shipped_grid_names_real_methods_configs_and_fit_arguments(path, tmp_path, capsys):
     """Each grid file parses, its methods exist, every task x method has its config, and the fit

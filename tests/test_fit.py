@@ -15,6 +15,8 @@ from lit_dmash.cli import main
 from lit_dmash.envs import task_names
 from lit_dmash.methods import METHODS
 
+pytestmark = pytest.mark.integration  # end to end through the CLI and the Trainer
+
 
 def test_cli_fit_writes_tensorboard_and_eval_json(tmp_path):
     proc = run_cli(*TINY_CLI, f"--trainer.default_root_dir={tmp_path}")

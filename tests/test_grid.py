@@ -85,6 +85,7 @@ def _grid(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
 # --- real fits (tiny) ---------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_tiny_grid_runs_resumes_and_aggregates(tmp_path):
     grid_file = _grid_file(tmp_path, args=[*TINY_ARGS, "--model.protocol.total_steps=4"])
     first = _grid("-c", grid_file)
@@ -130,6 +131,7 @@ def test_tiny_grid_runs_resumes_and_aggregates(tmp_path):
     assert [e["updates"] for e in evaluations] == [1, 5, 9, 11]
 
 
+@pytest.mark.integration
 def test_failed_fit_is_reported_not_marked_done(tmp_path):
     grid_file = _grid_file(tmp_path, methods=["dr"], seeds=[0], args=["--model.sac.gamma=1.0"])
     proc = _grid("-c", grid_file)
@@ -210,6 +212,7 @@ def test_bad_grid_exits_with_one_line_before_any_run(tmp_path, capsys, cli, over
     assert not (tmp_path / "grid").exists()
 
 
+@pytest.mark.integration
 def test_bad_grid_file_through_the_cli(tmp_path):
     proc = _grid("-c", _grid_file(tmp_path, slurm={"gpus": 1}))
     assert proc.returncode == 2 and proc.stderr.startswith("error: invalid grid.slurm.gpus=")
@@ -353,6 +356,7 @@ def _tail_args(root: Path) -> list[str]:
     return [f"--trainer.default_root_dir={root}", "--trainer.enable_progress_bar=false"]
 
 
+@pytest.mark.integration
 def test_paper_grid_dry_run_for_slurm_prints_every_command(tmp_path):
     out = tmp_path / "paper"
     proc = _grid("-c", "conf/grids/paper_main.yaml", "--launcher", "slurm", "--dry-run", "--out-dir", str(out))
@@ -378,6 +382,7 @@ def test_paper_grid_dry_run_for_slurm_prints_every_command(tmp_path):
     assert not out.exists() and "submitted" not in proc.stdout
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(shutil.which("sbatch") is not None, reason="slurm is installed here")
 def test_slurm_launcher_without_slurm_refuses_in_one_line(tmp_path):
     proc = _grid("-c", _grid_file(tmp_path), "--launcher", "slurm")
@@ -398,6 +403,7 @@ def _fake_slurm(tmp_path: Path) -> dict[str, str]:
     return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
 
 
+@pytest.mark.integration
 def test_slurm_launcher_submits_one_array_whose_tasks_write_the_same_files(tmp_path):
     grid_file, env = _fake_grid(tmp_path, "slurm", slurm={"partition": "cpu", "time": "1:00:00", "setup": ["echo hi"]})
     env.update(_fake_slurm(tmp_path))
@@ -432,6 +438,7 @@ def _fake_grid(tmp_path: Path, launcher: str, **overrides) -> tuple[str, dict[st
     return grid_file, {grid.FIT_COMMAND_ENV: shlex.join([sys.executable, str(fake)])}
 
 
+@pytest.mark.integration
 def test_submitit_local_end_to_end(tmp_path):
     grid_file, env = _fake_grid(tmp_path, "submitit-local")
     out = tmp_path / "grid" / "di"
@@ -463,6 +470,7 @@ def test_submitit_local_end_to_end(tmp_path):
     assert sorted((tmp_path / "grid" / "submitit").iterdir()) == submitit_jobs
 
 
+@pytest.mark.integration
 def test_finished_runs_of_other_fit_arguments_are_refused_not_skipped(tmp_path):
     grid_file, env = _fake_grid(tmp_path, "pool")
     assert _grid("-c", grid_file, "--no-aggregate", env=env).returncode == 0
@@ -490,6 +498,7 @@ def test_finished_runs_of_other_fit_arguments_are_refused_not_skipped(tmp_path):
     assert again.returncode == 0 and "2 already finished, 0 to run" in again.stdout
 
 
+@pytest.mark.integration
 def test_a_grid_whose_aggregation_fails_exits_non_zero(tmp_path):
     grid_file, env = _fake_grid(tmp_path, "pool")  # the stand-in's eval.json has no returns to aggregate
     proc = _grid("-c", grid_file, env=env)
@@ -498,6 +507,7 @@ def test_a_grid_whose_aggregation_fails_exits_non_zero(tmp_path):
     assert proc.stderr.strip().splitlines()[-1].startswith("aggregate failed (")
 
 
+@pytest.mark.integration
 def test_pool_grid_whose_jobs_all_fail_says_so_in_one_line(tmp_path):
     grid_file, env = _fake_grid(tmp_path, "pool")
     proc = _grid("-c", grid_file, env={**env, "FAKE_FIT_FAIL": "dr,dma"})
@@ -524,6 +534,7 @@ def test_moved_modules_keep_their_old_import_paths():
             assert getattr(importlib.import_module("lit_dmash"), name) is new
 
 
+@pytest.mark.integration
 def test_sigterm_to_the_grid_stops_its_fits_and_exits_130(tmp_path):
     """`kill GRID_PID` (a scheduler, a shell) reaches the grid alone, not its fits: the grid forwards
     it, each fit gets SIGTERM (to save `last.ckpt`), and the grid exits 130 once they have stopped."""

@@ -92,11 +92,13 @@ def test_torch_tasks_same_transitions_as_make_env(task):
     check_same_transitions(task, "eval_out", [0, 7, 19], horizon=6)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("task", ["cheetah", "reacher_perm"])
 def test_dm_control_tasks_same_transitions_as_make_env(task):
     check_same_transitions(task, "train", [0, 13])
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("task", list(GYM_TASKS))
 def test_gymnasium_mujoco_tasks_same_transitions_as_make_env(task):
     check_same_transitions(task, "eval_in", [2, 19])
@@ -129,6 +131,7 @@ def test_make_vec_is_make_env_with_next_step_autoreset(task):
     np.testing.assert_array_equal(np.stack(rewards), np.stack(ref["reward"]))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("task", list(PAPER_TASKS))
 def test_check_env_passes_on_every_task_and_split(task):
     """gymnasium's checker, its render check included where rendering needs no OpenGL (torch tasks)."""
@@ -215,6 +218,7 @@ def gl(monkeypatch):
     render.gl_backend.cache_clear()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("task", ["cartpole", "hopper_gym"])
 def test_mujoco_task_renders_with_check_env(gl, task):
     env = gymnasium.make(gym_id(task), split="train", context=5, horizon=5, render_mode="rgb_array")
@@ -284,6 +288,7 @@ def test_readme_example_is_the_code_the_example_module_runs():
     assert parameters == ['env_id, steps, episodes, seed = "lit_dmash/DI-v0", 200_000, 10, 0'], parameters
 
 
+@pytest.mark.integration
 def test_sb3_example_at_a_tiny_budget(capsys):
     pytest.importorskip("stable_baselines3", reason="the optional sb3 extra is not installed: pip install -e '.[sb3]'")
     from lit_dmash.gym.sb3_example import main

@@ -37,6 +37,7 @@ def test_notebooks_are_stored_without_outputs(path):
             assert not cell.outputs and cell.execution_count is None, f"{path.name}: clear outputs before committing"
 
 
+@pytest.mark.integration
 def test_quickstart_notebook_trains_and_evaluates(monkeypatch):
     notebook = _execute("quickstart.ipynb", monkeypatch, LIT_DMASH_NOTEBOOK_SMOKE="1")
     text = _outputs_text(notebook)
@@ -67,6 +68,7 @@ def _tiny_grid(root, returns: dict[str, list[float]]) -> None:
             write_fake_eval(run, evaluations, task="di_friction", method=method, seed=seed, group="overlapping")
 
 
+@pytest.mark.integration
 def test_results_notebook_builds_the_table_and_plots(tmp_path, monkeypatch):
     # 3 seeds: the IQM keeps all three, so it is the mean; bounds [0, 100] make it / 100 the normalised score.
     _tiny_grid(tmp_path, {"dr": [40.0, 50.0, 60.0], "dmash": [70.0, 80.0, 90.0]})
@@ -98,6 +100,7 @@ def tiny_checkpoint(tmp_path_factory):
     return checkpoint
 
 
+@pytest.mark.integration
 def test_representations_notebook_reads_a_checkpoint(tiny_checkpoint, monkeypatch):
     notebook = _execute(
         "representations.ipynb", monkeypatch, LIT_DMASH_CHECKPOINT=str(tiny_checkpoint), LIT_DMASH_SAMPLES="4"
@@ -107,6 +110,7 @@ def test_representations_notebook_reads_a_checkpoint(tiny_checkpoint, monkeypatc
     assert "'diag/eval_out/informativeness':" in text and "within_mode" in text
 
 
+@pytest.mark.integration
 def test_watch_notebook_loads_rolls_out_and_records(tiny_checkpoint, monkeypatch):
     notebook = _execute("watch.ipynb", monkeypatch, LIT_DMASH_CHECKPOINT=str(tiny_checkpoint), LIT_DMASH_EPISODES="1")
     text = _outputs_text(notebook)

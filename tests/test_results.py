@@ -278,6 +278,7 @@ def test_aggregate_cli_errors_in_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and err.startswith("error: ") and "eval.json" in err
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: Path(p).stem)
 def test_every_shipped_config_parses(config, capsys):
     from lit_dmash.cli import main  # here, so the statistics tests above do not import the whole stack

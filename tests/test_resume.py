@@ -61,6 +61,7 @@ def _assert_same_state(a, b, where: str = "") -> None:
 RESUME_CASES = [(m, "di") for m in sorted(METHODS)] + [("dmash", "cheetah"), ("dmash", "hopper_gym")]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("method", "task"), RESUME_CASES)
 def test_resume_continues_exactly_like_an_uninterrupted_run(method, task, tmp_path):
     # 14 updates after the resume at 3 on MuJoCo: episodes begun after the resume complete and are
@@ -85,6 +86,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(method, task, tmp_pa
     _assert_same_state(ends[1]["collector"], ends[0]["collector"], "collector")  # envs, window, replay, streams
 
 
+@pytest.mark.integration
 def test_a_seed_batched_run_resumes_exactly(tmp_path):
     _, straight = fit(tiny_module("dmash", seeds=[0, 1], total_steps=8), tmp_path / "straight")
     fit(tiny_module("dmash", seeds=[0, 1], total_steps=3), tmp_path / "first")
@@ -96,6 +98,7 @@ def test_a_seed_batched_run_resumes_exactly(tmp_path):
     assert all(resumed.metrics[u] == straight.metrics[u] for u in resumed.metrics)
 
 
+@pytest.mark.integration
 def test_resume_under_a_changed_protocol_is_refused_unless_asked_for(tmp_path):
     fit(tiny_module("dmash", total_steps=3), tmp_path / "first")
     ckpt = tmp_path / "first" / "checkpoints" / "last.ckpt"
@@ -118,6 +121,7 @@ def test_resume_under_a_changed_protocol_is_refused_unless_asked_for(tmp_path):
     assert min(resumed.metrics) == 5 and module.updates == 9 and module.sac_cfg.gamma == 0.9
 
 
+@pytest.mark.integration
 def test_the_cli_names_the_changed_protocol_fields_and_the_flag_in_one_line(tmp_path, capsys):
     from lit_dmash.cli import main
 
@@ -151,6 +155,7 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.integration
 def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path):
     args = _tiny_cli(tmp_path, "--model.protocol.total_steps=100000")
     proc = subprocess.Popen(cli_command(*args), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -171,6 +176,7 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path):
     assert not (tmp_path / "lightning_logs" / "version_1").exists(), "resumed in the same run folder"
 
 
+@pytest.mark.integration
 def test_ctrl_c_saves_a_checkpoint(tmp_path):
     args = _tiny_cli(tmp_path, "--model.protocol.total_steps=100000")
     proc = subprocess.Popen(cli_command(*args), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -189,6 +195,7 @@ def test_ctrl_c_saves_a_checkpoint(tmp_path):
     assert checkpoint.stat().st_mode & 0o044, "readable like any file the user writes (umask), not 0600"
 
 
+@pytest.mark.integration
 def test_sigkill_at_any_moment_resumes_from_the_newest_complete_checkpoint(tmp_path):
     """Kill -9 mid-checkpoint-write (a temp file beside last.ckpt exists) and mid-update, then resume."""
     # Four seeds of 256-wide networks make a ~60 MB checkpoint: a write long enough to land a kill in.
@@ -262,6 +269,7 @@ class SeesTempFiles(L.Callback):
         self.at_start = sorted(p.name for p in (Path(trainer.default_root_dir) / "checkpoints").glob("*.tmp"))
 
 
+@pytest.mark.integration
 def test_temp_files_of_killed_saves_are_removed_on_start_and_after_a_save(tmp_path):
     last = tmp_path / "checkpoints" / "last.ckpt"
     last.parent.mkdir()
@@ -295,6 +303,7 @@ class ShellPayload(Payload):
         return (os.system, (f"touch {self.marker}",))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("payload", "what"), [(Payload, "GLOBAL getattr"), (ShellPayload, "GLOBAL posix.system")])
 def test_a_checkpoint_that_would_run_code_is_refused_and_the_payload_never_runs(tmp_path, payload, what):
     fit(tiny_module("dr"), tmp_path)
@@ -317,6 +326,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_the_payload_never_runs(
     assert not marker.exists()
 
 
+@pytest.mark.integration
 def test_convert_checkpoint_needs_trust_and_produces_a_safe_file(tmp_path):
     import numpy as np
 
@@ -333,6 +343,7 @@ def test_convert_checkpoint_needs_trust_and_produces_a_safe_file(tmp_path):
     assert torch.equal(load_safely(new)["state_dict"]["w"], torch.ones(2))
 
 
+@pytest.mark.integration
 def test_a_converted_checkpoint_resumes_exactly(tmp_path):
     """A run's checkpoint with pickled objects added (numpy arrays, a random state), converted, resumes."""
     import numpy as np
@@ -351,6 +362,7 @@ def test_a_converted_checkpoint_resumes_exactly(tmp_path):
     assert min(resumed.metrics) == 5 and all(resumed.metrics[u] == straight.metrics[u] for u in resumed.metrics)
 
 
+@pytest.mark.integration
 def test_a_checkpoint_of_the_old_format_is_refused_saying_so(tmp_path):
     fit(tiny_module("dr"), tmp_path)
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
@@ -363,6 +375,7 @@ def test_a_checkpoint_of_the_old_format_is_refused_saying_so(tmp_path):
     assert str(refused.value).endswith("; start a new run")
 
 
+@pytest.mark.integration
 def test_corrupt_truncated_and_mismatched_checkpoints_fail_in_one_line(tmp_path):
     fit(tiny_module("dr"), tmp_path)
     good = tmp_path / "checkpoints" / "last.ckpt"
@@ -434,6 +447,7 @@ def _poisoned(**kwargs) -> PoisonedSAC:
     )
 
 
+@pytest.mark.integration
 def test_nan_in_the_reward_stream_stops_with_the_last_good_state(tmp_path):
     with pytest.raises(NonFiniteError, match=r"non-finite observation or reward at vector step \d+") as error:
         fit(_poisoned(), tmp_path)
@@ -444,6 +458,7 @@ def test_nan_in_the_reward_stream_stops_with_the_last_good_state(tmp_path):
     assert saved["lit_dmash"]["collector"]["envs"] == [None], "the poisoned episodes are not saved for resuming"
 
 
+@pytest.mark.integration
 def test_nan_skip_mode_drops_bad_steps_and_counts_them(tmp_path):
     module = _poisoned(on_nonfinite="skip")
     fit(module, tmp_path)
@@ -477,6 +492,7 @@ def _made_up_transitions(replay: dict, sub_env: int, window: int) -> int:
     return stored
 
 
+@pytest.mark.integration
 def test_a_physics_failure_stops_naming_task_context_and_step(tmp_path):
     module = tiny_module("dr", task="cheetah", total_steps=20)
     with pytest.raises(NonFiniteError) as error:
@@ -491,6 +507,7 @@ def test_a_physics_failure_stops_naming_task_context_and_step(tmp_path):
     assert saved["lit_dmash"]["collector"]["envs"] == [None], "the failed episodes are not saved for resuming"
 
 
+@pytest.mark.integration
 def test_a_physics_failure_with_skip_drops_the_step_counts_and_logs_it(tmp_path):
     module = tiny_module("dr", task="cheetah", total_steps=8, on_nonfinite="skip")
     broken = BreakSimulation(at=15)
@@ -510,6 +527,7 @@ def test_replay_that_does_not_fit_is_refused_before_allocation():
     assert os.environ.get("RL_WARNINGS") == "0"
 
 
+@pytest.mark.integration
 def test_mujoco_checkpoints_load_weights_only(tmp_path):
     """Simulator states, task random states and replay rows are tensors and plain values."""
     fit(tiny_module("dmash", task="cheetah"), tmp_path)

@@ -7,6 +7,8 @@ import pytest
 import torch
 from reference_fit import CASES, REFERENCE, fit_weights
 
+pytestmark = pytest.mark.integration  # a Trainer fit of every arm
+
 
 @pytest.mark.parametrize(("method", "task"), CASES, ids=[f"{m}-{t}" for m, t in CASES])
 def test_fixed_seed_fit_ends_with_the_reference_weights(method, task, tmp_path):

@@ -46,6 +46,7 @@ def check_gif(path, frames: int, tiles: int) -> None:
         assert gif.size == (tiles * WIDTH + 2 * (tiles - 1), HEIGHT + LABEL_STRIP)
 
 
+@pytest.mark.integration
 def test_di_video_file_and_tensorboard(tmp_path):
     module = tiny_module(task="di")
     trainer, callback = fit(module, tmp_path, TensorBoardLogger(tmp_path, name="tb"), splits=["train", "eval_out"])
@@ -67,6 +68,7 @@ def test_di_video_file_and_tensorboard(tmp_path):
     assert len(callback.saved) == 4 and set(callback.saved) == set(videos)
 
 
+@pytest.mark.integration
 def test_cheetah_video_with_csv_logger(tmp_path, gl):
     module = tiny_module(task="cheetah")
     fit(module, tmp_path, CSVLogger(tmp_path), splits=["eval_out"])
@@ -115,6 +117,7 @@ def test_disabled_gl_is_one_clear_line(monkeypatch):
         render.gl_backend.cache_clear()
 
 
+@pytest.mark.integration
 def test_backend_falls_back_to_osmesa_when_egl_fails(monkeypatch):
     monkeypatch.delenv("MUJOCO_GL", raising=False)
     monkeypatch.setenv("MUJOCO_EGL_DEVICE_ID", "999")  # no such device: the EGL probe fails

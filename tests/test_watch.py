@@ -21,6 +21,7 @@ def trained_run(tmp_path_factory):
     return root
 
 
+@pytest.mark.integration
 def test_test_subcommand_twice_writes_identical_per_context_returns(trained_run):
     args = [*TINY_CLI, f"--trainer.default_root_dir={trained_run}", "--ckpt_path=last", "--model.test_episodes=2"]
     outputs = []
@@ -39,6 +40,7 @@ def test_test_subcommand_twice_writes_identical_per_context_returns(trained_run)
     assert first["checkpoint"]["updates"] == 11 and first["config"]["method"] == "dmash"
 
 
+@pytest.mark.integration
 def test_test_refuses_a_checkpoint_of_another_method_in_one_line(trained_run):
     args = [*TINY_CLI, f"--trainer.default_root_dir={trained_run}", "--ckpt_path=last", "--model.method=dr"]
     proc = run_cli(*args, subcommand="test")
@@ -46,6 +48,7 @@ def test_test_refuses_a_checkpoint_of_another_method_in_one_line(trained_run):
     assert proc.stderr.strip().splitlines()[-1].startswith("lit-dmash: error: checkpoint does not match this run")
 
 
+@pytest.mark.integration
 def test_load_agent_acts_like_the_module(trained_run):
     (checkpoint,) = trained_run.glob("lightning_logs/*/checkpoints/last.ckpt")
     agent = load_agent(checkpoint)
@@ -66,6 +69,7 @@ def test_load_agent_acts_like_the_module(trained_run):
     torch.testing.assert_close(rollout["action"][:, 5], expected)
 
 
+@pytest.mark.integration
 def test_a_fit_with_csv_logger_writes_metrics(tmp_path):
     proc = run_cli(
         *TINY_CLI,
@@ -79,6 +83,7 @@ def test_a_fit_with_csv_logger_writes_metrics(tmp_path):
     assert "eval/eval_out/return" in header and "train/loss_critic" in header
 
 
+@pytest.mark.integration
 def test_a_fit_with_wandb_offline_runs_every_default_callback(tmp_path, monkeypatch):
     pytest.importorskip("wandb", reason="optional extra: pip install .[wandb]")
     monkeypatch.setenv("WANDB_MODE", "offline")
