@@ -24,7 +24,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lit_dmash.io import atomic_write_json, repo_commit
+from lit_dmash.io import atomic_write_json, repo_state
 from lit_dmash.names import seed_folder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
         help="AER per split that DMA*-SH reaches at the paper's budget, as JSON: {split: AER}",
     )
     args = parser.parse_args(argv)
+    state = repo_state()  # the commit timed: read before anything runs
     load_start = os.getloadavg()
     runs = args.runs.resolve()
     results: dict[str, list[dict]] = {}
@@ -82,12 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
                 run["closes_half_the_gap"] = closes_half_the_gap(run, args.reference)
     report = {
         "command": " ".join(["python", "bench/quickstart.py", *(argv if argv is not None else sys.argv[1:])]),
-        "commit": repo_commit(),
-        "working_tree_dirty": bool(
-            subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
-            ).stdout.strip()
-        ),
+        **state,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cores": os.cpu_count(),
         "load_1_5_15": {"start": load_start, "end": os.getloadavg()},
