@@ -125,6 +125,21 @@ def test_suite_time_records_the_tested_commit_and_the_dirty_tree(tmp_path):
 
 
 @pytest.mark.integration
+def test_suite_time_fast_times_only_the_tests_not_marked_integration(tmp_path):
+    repo = _tiny_repo(tmp_path, "exit 1\n")  # .ci/run is not what --fast runs
+    (repo / "tests").mkdir()
+    (repo / "tests" / "test_layers.py").write_text(
+        "import pytest\n\ndef test_unit():\n    pass\n\n"
+        "@pytest.mark.integration\ndef test_end_to_end():\n    raise AssertionError('not in the fast layer')\n"
+    )
+    (repo / "pyproject.toml").write_text('[tool.pytest.ini_options]\nmarkers = ["integration: slow"]\n')
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "tests")
+    report = load_script("suite_time").main(["--repo", str(repo), "--fast", "--out", str(tmp_path / "fast.json")])
+    assert report["returncode"] == 0 and report["pytest_summary"] == "1 passed, 1 deselected"
+    assert report["layer"].startswith("fast") and report["working_tree_dirty"] is False
+
+
 def test_zero_shot_records_commit_dirty_and_a_command_with_its_runs_folder(tmp_path):
     tiny = ["--model.env.num_envs=4", "--model.env.contexts_per_split=4", "--model.env.horizon=12"]
     tiny += ["--model.context.window=6", "--model.sac.hidden_dims=[16,16]", "--model.sac.batch_size=16"]
