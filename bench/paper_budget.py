@@ -7,7 +7,9 @@ Copies `<grid>/<task>/<method>/seed<k>/eval.json` (never checkpoints or event fi
 writes there:
 - `status.json`: per run the updates reached of the budget, and the commits that ran it;
 - the aggregate (`python -m lit_dmash aggregate` on the runs cut at the last evaluation that every
-  run of a task has reached, so arms are compared at the same number of updates): `results.md`,
+  run of a task has reached, so arms are compared at the same number of updates; with
+  `--min-updates N` the arms with a run short of N updates are left out of it, so a grid in
+  progress is compared where most arms have got to): `results.md`,
   `results.json`, `curves_<task>.png` (AER against updates per split, mean and 95 % CI over seeds,
   one line per arm; full curves, not cut), `intervals_*.png`, `improvement.png`;
 - `per_context_<task>.png` for tasks with a binary (sign) context key: each arm's per-context
@@ -57,18 +59,24 @@ def copy_evaluations(grid: Path, out: Path) -> dict:
     return status
 
 
-def cut_at_common_update(out: Path, scratch: Path) -> dict[str, int]:
-    """A copy of the runs with each task's evaluations cut at the last update all its runs reached."""
+def cut_at_common_update(out: Path, scratch: Path, min_updates: int = 0) -> tuple[dict[str, int], dict[str, list]]:
+    """A copy of the runs with each task's evaluations cut at the last update all its runs reached, and
+    the arms left out because one of their runs has not reached `min_updates` yet (per task)."""
     common: dict[str, int] = {}
-    for task, methods in collect(out).items():
-        reached = [record["evaluations"][-1]["updates"] for seeds in methods.values() for record in seeds.values()]
-        common[task] = min(reached)
+    left_out: dict[str, list] = {}
+    for task, all_methods in collect(out).items():
+        last = {m: min(r["evaluations"][-1]["updates"] for r in seeds.values()) for m, seeds in all_methods.items()}
+        left_out[task] = sorted(m for m, reached in last.items() if reached < min_updates)
+        methods = {m: seeds for m, seeds in all_methods.items() if m not in left_out[task]}
+        if not methods:
+            continue
+        common[task] = min(last[m] for m in methods)
         for method, seeds in methods.items():
             for seed, record in seeds.items():
                 kept = [e for e in record["evaluations"] if e["updates"] <= common[task]]
                 target = scratch / task / method / seed_folder(seed) / "eval.json"
                 atomic_write_json(target, record | {"evaluations": kept})
-    return common
+    return common, left_out
 
 
 def plot_per_context(task: str, methods: dict[str, dict[int, dict]], colours: dict) -> object | None:
@@ -122,11 +130,20 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=REPO / "results" / "paper_budget")
     parser.add_argument("--baselines", nargs="+", default=["dr", "concat"])
     parser.add_argument("--reps", type=int, default=2000)
+    parser.add_argument(
+        "--min-updates",
+        type=int,
+        default=0,
+        help="leave out of the aggregate (not the curves) the arms with a run short of this many updates, "
+        "so that a grid in progress is compared where its arms have got to",
+    )
     args = parser.parse_args(argv)
     status = copy_evaluations(args.grid, args.out)
     with tempfile.TemporaryDirectory() as tmp:
-        common = cut_at_common_update(args.out, Path(tmp))
-        summary = aggregate_grid(tmp, baselines=args.baselines, plots=True, reps=args.reps)
+        common, left_out = cut_at_common_update(args.out, Path(tmp), args.min_updates)
+        present = {m for task in collect(Path(tmp)).values() for m in task}
+        baselines = [b for b in args.baselines if b in present]
+        summary = aggregate_grid(tmp, baselines=baselines, plots=True, reps=args.reps)
         for produced in Path(tmp).glob("*.*"):
             if produced.suffix in (".md", ".json", ".png") and produced.name != "eval.json":
                 shutil.copyfile(produced, args.out / produced.name)
@@ -144,6 +161,7 @@ def main(argv: list[str] | None = None) -> dict:
         "command": " ".join(["python", "bench/paper_budget.py", *(argv if argv is not None else sys.argv[1:])]),
         "commit": repo_commit(),
         "compared_at_updates": common,
+        "left_out_of_the_aggregate": left_out,
         "runs": status,
     }
     atomic_write_json(args.out / "status.json", report)
@@ -151,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
         for method, seeds in methods_status.items():
             reached = ", ".join(f"{s} {v['updates']:,}" for s, v in seeds.items())
             print(f"{task} {method}: {reached} of {next(iter(seeds.values()))['budget']:,} updates")
-    print(f"compared at updates {common}; wrote {args.out}")
+    print(f"compared at updates {common}; left out of the aggregate: {left_out}; wrote {args.out}")
     return summary
 
 

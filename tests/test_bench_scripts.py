@@ -168,3 +168,43 @@ def test_watch_still_records_commit_and_dirty(tmp_path, monkeypatch):
     record = json.loads(out.with_suffix(".json").read_text())
     _same_checkout(record)
     assert out.is_file() and record["command"].startswith("python bench/watch_still.py --out")
+
+
+def _paper_budget_run(root, method: str, seed: int, updates: list[int]) -> None:
+    """A `di` run's eval.json with evaluations at `updates`; contexts carry a sign (inverted / normal)."""
+    from conftest import write_fake_eval
+
+    def split(aer: float) -> dict:
+        contexts = [[0.5 + 0.1 * i, -1.0 if i % 2 else 1.0] for i in range(4)]
+        return {"aer": aer, "per_context": [aer] * 4, "returns": [[aer]] * 4, "contexts": contexts}
+
+    evaluations = [
+        {
+            "updates": u,
+            "env_frames": 20 * u,
+            "splits": {s: split(u / 1000 + seed) for s in ("train", "eval_in", "eval_out")},
+        }
+        for u in updates
+    ]
+    folder = root / "di" / method / f"seed{seed}"
+    folder.mkdir(parents=True)
+    write_fake_eval(folder, evaluations, task="di", method=method, seed=seed, group="non-overlapping")
+
+
+def test_paper_budget_compares_a_grid_in_progress_where_its_arms_have_got_to(tmp_path):
+    """An arm still short of `--min-updates` is left out of the aggregate (and said so); the others are
+    cut at the last update they all reached; every eval.json is copied; the figures are written."""
+    grid, out = tmp_path / "grid", tmp_path / "out"
+    for seed in (0, 1):
+        _paper_budget_run(grid, "dr", seed, [1, 5001, 10001])
+        _paper_budget_run(grid, "dmash", seed, [1, 5001])
+        _paper_budget_run(grid, "concat", seed, [1])
+    load_script("paper_budget").main(["--grid", str(grid), "--out", str(out), "--min-updates", "5001", "--reps", "50"])
+    status = json.loads((out / "status.json").read_text())
+    assert status["compared_at_updates"] == {"di": 5001}
+    assert status["left_out_of_the_aggregate"] == {"di": ["concat"]}
+    assert status["runs"]["di"]["dr"]["seed1"]["updates"] == 10001
+    assert (out / "di" / "concat" / "seed1" / "eval.json").is_file()
+    compared = json.loads((out / "results.json").read_text())
+    assert "concat" not in json.dumps(compared) and "dmash" in json.dumps(compared)
+    assert (out / "curves_di.png").is_file() and (out / "per_context_di.png").is_file()
