@@ -191,6 +191,7 @@ def _paper_budget_run(root, method: str, seed: int, updates: list[int]) -> None:
     write_fake_eval(folder, evaluations, task="di", method=method, seed=seed, group="non-overlapping")
 
 
+@pytest.mark.integration
 def test_paper_budget_compares_a_grid_in_progress_where_its_arms_have_got_to(tmp_path):
     """An arm still short of `--min-updates` is left out of the aggregate (and said so); the others are
     cut at the last update they all reached; every eval.json is copied; the figures are written."""
