@@ -139,8 +139,10 @@ def main(argv: list[str] | None = None) -> dict:
     )
     args = parser.parse_args(argv)
     status = copy_evaluations(args.grid, args.out)
-    with tempfile.TemporaryDirectory() as tmp:
-        common, left_out = cut_at_common_update(args.out, Path(tmp), args.min_updates)
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = Path(scratch) / args.out.name  # the aggregate titles its report with the folder's name
+        tmp.mkdir()
+        common, left_out = cut_at_common_update(args.out, tmp, args.min_updates)
         present = {m for task in collect(Path(tmp)).values() for m in task}
         baselines = [b for b in args.baselines if b in present]
         summary = aggregate_grid(tmp, baselines=baselines, plots=True, reps=args.reps)
