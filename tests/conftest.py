@@ -129,3 +129,23 @@ def write_fake_eval(
     )
     write_record(run, seed, "eval.json", evaluations=evaluations, **fields)
     return seed_dir / "eval.json"
+
+
+def nan_after(key: str, steps: int):
+    """A real TorchRL transform that makes `key` ("observation", "reward") NaN in every sub-env's
+    next step after `steps` env steps: a blown-up simulator or reward, for the non-finite paths."""
+    import torch
+    from torchrl.envs import Transform
+
+    class NaNAfter(Transform):
+        def __init__(self) -> None:
+            super().__init__(in_keys=[], out_keys=[])
+            self.count = 0
+
+        def _step(self, tensordict, next_tensordict):
+            self.count += 1
+            if self.count > steps:
+                next_tensordict.set(key, torch.full_like(next_tensordict[key], float("nan")))
+            return next_tensordict
+
+    return NaNAfter()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_context
-from torchrl.envs import Transform, TransformedEnv
+from conftest import nan_after, tiny_context
+from torchrl.envs import TransformedEnv
 
 from lit_dmash.agent.update import NonFiniteError
 from lit_dmash.build import agent_spec, make_agent, make_collector, make_envs, make_replay
@@ -278,23 +278,10 @@ def test_episode_prefixes_are_the_window_before_the_episode():
     assert not torch.equal(data["obs"][:, :, 2, k], data["next_obs"][:, :, 2, k - 1])
 
 
-class NaNObservationAfter(Transform):
-    """A real transform that makes the next observation of every sub-env NaN after `steps` env steps."""
-
-    def __init__(self, steps: int):
-        super().__init__(in_keys=[], out_keys=[])
-        self.steps, self.count = steps, 0
-
-    def _step(self, tensordict, next_tensordict):
-        self.count += 1
-        if self.count > self.steps:
-            next_tensordict.set("observation", torch.full_like(next_tensordict["observation"], float("nan")))
-        return next_tensordict
-
-
 def test_collector_stores_nothing_non_finite_and_recovers():
     env = EnvConfig(name="di", num_envs=2, contexts_per_split=2, horizon=6)
-    poisoned = SeedEnvs([TransformedEnv(e, NaNObservationAfter(steps=4)) for e in make_envs(env, "train", [0]).envs])
+    clean = make_envs(env, "train", [0]).envs
+    poisoned = SeedEnvs([TransformedEnv(e, nan_after("observation", steps=4)) for e in clean])
     _, agent, collector = build(task="di", seeds=(0,), horizon=6, envs=poisoned)
     for _ in range(4):
         collector.step()

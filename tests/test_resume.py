@@ -13,8 +13,8 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from conftest import REPO, TINY_CLI, cli_command, quiet_trainer, run_cli, tiny_module
-from torchrl.envs import Transform, TransformedEnv
+from conftest import REPO, TINY_CLI, cli_command, nan_after, quiet_trainer, run_cli, tiny_module
+from torchrl.envs import TransformedEnv
 
 from callbacks import RunCheckpoint
 from lit_dmash.agent.update import NonFiniteError
@@ -413,25 +413,11 @@ def test_atomic_save_leaves_the_old_checkpoint_intact_when_saving_fails(tmp_path
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"], "no temp file left behind"
 
 
-class NaNRewardAfter(Transform):
-    """A real transform that corrupts the reward stream after `steps` env steps."""
-
-    def __init__(self, steps: int):
-        super().__init__(in_keys=[], out_keys=[])
-        self.steps, self.count = steps, 0
-
-    def _step(self, tensordict, next_tensordict):
-        self.count += 1
-        if self.count > self.steps:
-            next_tensordict.set("reward", torch.full_like(next_tensordict["reward"], float("nan")))
-        return next_tensordict
-
-
 class PoisonedSAC(ContextualSAC):
     def make_envs(self, split, num_envs=None, seed_offset=0):
         envs = super().make_envs(split, num_envs, seed_offset)
         if split == "train" and num_envs is None:  # the training envs only
-            return SeedEnvs([TransformedEnv(env, NaNRewardAfter(steps=20)) for env in envs.envs])
+            return SeedEnvs([TransformedEnv(env, nan_after("reward", steps=20)) for env in envs.envs])
         return envs
 
 
