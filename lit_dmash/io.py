@@ -45,17 +45,7 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
 @functools.cache
 def repo_commit() -> str | None:
     """The short git commit of this checkout (recorded with every result), or None outside git."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return _git(Path(__file__).resolve().parent, "rev-parse", "--short", "HEAD") or None
 
 
 def _git(cwd: Path, *args: str) -> str | None:
