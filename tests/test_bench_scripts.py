@@ -209,3 +209,21 @@ def test_paper_budget_compares_a_grid_in_progress_where_its_arms_have_got_to(tmp
     compared = json.loads((out / "results.json").read_text())
     assert "concat" not in json.dumps(compared) and "dmash" in json.dumps(compared)
     assert (out / "curves_di.png").is_file() and (out / "per_context_di.png").is_file()
+
+
+def test_learning_check_reference_is_the_lowest_seed_at_that_update_or_none(tmp_path):
+    """The bar is set by the committed run that learnt least at the checked update; an arm or an update
+    without committed runs has no reference (reported as such, never passed)."""
+    from conftest import write_fake_eval
+
+    check = load_script("learning_check")
+    for seed, aer in ((0, 141.0), (1, 138.0), (2, 148.0)):
+        evaluations = [
+            {"updates": 1, "env_frames": 0, "splits": {"train": {"aer": 40.0}}},
+            {"updates": 5001, "env_frames": 0, "splits": {"train": {"aer": aer}}},
+        ]
+        write_fake_eval(tmp_path / "ode" / "dmash" / f"seed{seed}", evaluations, task="ode", method="dmash", seed=seed)
+    assert check.reference_aer(tmp_path, "ode", "dmash", 5001) == 138.0
+    assert check.reference_aer(tmp_path, "ode", "dmash", 1) == 40.0
+    assert check.reference_aer(tmp_path, "ode", "dmash", 10001) is None
+    assert check.reference_aer(tmp_path, "ode", "dma_star", 5001) is None
