@@ -101,7 +101,7 @@ class ContextualSAC(L.LightningModule):
             refused, naming the field and the method; `window` (the warm-up length) applies to all.
         seed: The run's seed (from the CLI: linked to `seed_everything`).
         seeds: Train several seeds at once as a batch: a count N (seeds `seed .. seed + N - 1`)
-            or a list. Each seed is the run it would be alone (bit for bit; `da` to float rounding);
+            or a list. Each seed is the run it would be alone up to float rounding (bit for bit at test sizes);
             outputs go to `seed<k>/`.
         on_nonfinite: `stop` (raise; `RunCheckpoint` saves the last good state) or `skip` (abandon
             the update or the env step, count it in `train/nonfinite_skipped`; a failed MuJoCo
