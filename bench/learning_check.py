@@ -4,8 +4,8 @@
     python bench/learning_check.py --arms dmash dma_star --updates 10000   # once dma_star's runs are in
 
 Trains `dmash` (DMA*-SH) on `ode` with the authors' settings (`conf/ode/dmash.yaml`: 256-wide
-networks, 20 contexts, 5,000 random vector steps) for 5,000 updates, one seed (about eleven minutes
-on one core; several `--arms` train in parallel), evaluates once at the end (20 contexts x 5
+networks, 20 contexts, 5,000 random vector steps) for 5,000 updates, one seed (15 minutes on one
+core of a 2-core machine; several `--arms` train in parallel), evaluates once at the end (20 contexts x 5
 episodes per split), and compares each arm's AER with the committed paper-budget runs at the same
 update (`results/paper_budget/ode/<arm>/seed*/eval.json`): it passes when every arm reaches at
 least `--fraction` (default 0.8) of the lowest seed's train AER there.
@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from lit_dmash.io import atomic_write_json, repo_state
@@ -63,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="JSON report (default: print only)")
     args = parser.parse_args(argv)
     state = repo_state()  # the commit checked: read before anything runs
+    load_start = os.getloadavg()
     start = time.perf_counter()
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"learning check {'PASSED' if ok else 'FAILED'} in {wall / 60:.1f} min")
     if args.out is not None:
         report = {"command": " ".join(["python", "bench/learning_check.py", *(argv or sys.argv[1:])])}
-        report |= {**state, "wall_s": round(wall, 1), "passed": ok, "results": results}
+        report |= {**state, "date": datetime.now(UTC).isoformat(timespec="seconds"), "cores": os.cpu_count()}
+        report |= {"load_1_5_15": {"start": load_start, "end": os.getloadavg()}}
+        report |= {"wall_s": round(wall, 1), "passed": ok, "results": results}
         atomic_write_json(args.out, report)
     return 0 if ok else 1
 
