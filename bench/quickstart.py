@@ -1,6 +1,8 @@
 """Time the README's main job (`fit -c conf/quickstart.yaml`) and keep its zero-shot result.
 
     python bench/quickstart.py --out results/quickstart.json          # seeds 0, 1, 2, then seed 0 with videos
+    python bench/quickstart.py --variants plain --seeds 0 --fit-arg=--model.method=dr \
+        --runs bench/results/quickstart_dr --out results/quickstart_dr.json   # the baseline, same run
 
 Each run is the real CLI in a fresh process (what a user runs after the install), in its own run
 folder under `--runs`: `plain` is the command as README gives it (seed 0, then the other
@@ -31,13 +33,14 @@ REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {"plain": [], "video": ["--trainer.callbacks+=callbacks.PolicyVideo"]}
 
 
-def run_variant(name: str, runs: Path, seed: int = 0) -> dict:
+def run_variant(name: str, runs: Path, seed: int = 0, fit_args: list[str] | None = None) -> dict:
     """One `fit` of the quickstart config in a fresh process: wall seconds, first and last evaluation."""
     root = runs / f"{name}_seed{seed}"
     shutil.rmtree(root, ignore_errors=True)
     command = [sys.executable, "-m", "lit_dmash", "fit", "-c", "conf/quickstart.yaml"]
     command += [f"--trainer.default_root_dir={root}", "--trainer.enable_progress_bar=false", *VARIANTS[name]]
     command += [f"--seed_everything={seed}"] if seed else []
+    command += fit_args or []
     start = time.perf_counter()
     proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -65,6 +68,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="plain runs; videos: seed 0 only")
     parser.add_argument(
+        "--fit-arg",
+        action="append",
+        default=[],
+        help="an extra fit argument for every run, e.g. --fit-arg=--model.method=dr (repeatable)",
+    )
+    parser.add_argument(
         "--reference",
         type=json.loads,
         default=None,
@@ -77,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict[str, list[dict]] = {}
     for name in args.variants:
         seeds = args.seeds if name == "plain" else [0]
-        results[name] = [run_variant(name, runs, seed) for seed in seeds]
+        results[name] = [run_variant(name, runs, seed, args.fit_arg) for seed in seeds]
         if args.reference:
             for run in results[name]:
                 run["closes_half_the_gap"] = closes_half_the_gap(run, args.reference)
@@ -88,6 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
         "cores": os.cpu_count(),
         "load_1_5_15": {"start": load_start, "end": os.getloadavg()},
         "reference": args.reference,
+        "fit_args": args.fit_arg,
         "results": results,
     }
     if {"plain", "video"} <= results.keys():
