@@ -13,8 +13,9 @@ class Periodic:
     """
 
     def __init__(self, every: int, first: int | None = None) -> None:
-        self.every = every
-        self.next = every if first is None else first
+        # Plain ints: the CLI passes jsonargparse's int subclasses, which a weights-only load refuses.
+        self.every = int(every)
+        self.next = self.every if first is None else int(first)
 
     def due(self, count: int) -> bool:
         if not self.every or count < self.next:
@@ -54,11 +55,20 @@ class EveryN(L.Callback):
         if self.counter(pl_module) != self._last_run:
             self._run_now(trainer, pl_module)
 
+    def next_after(self, count: int) -> int:
+        """The first count at which a run is due after one at `count`."""
+        return (count // self._period.every + 1) * self._period.every
+
     def state_dict(self) -> dict:
-        return {"next": self._period.next, "last": self._last_run}
+        return {"next": self._period.next, "last": self._last_run, "every": self._period.every}
 
     def load_state_dict(self, state: dict) -> None:
+        """Keep the saved rhythm; a period changed on resume (`--ckpt_path last` with another
+        `every_n_*`) counts from the last run, so the next one is not left where the old period put it."""
         self._period.next, self._last_run = state["next"], state["last"]
+        changed = state.get("every", self._period.every) != self._period.every
+        if changed and self._period.every and self._last_run >= 0:
+            self._period.next = self.next_after(self._last_run)
 
 
 class EveryNFrames(EveryN):
@@ -82,8 +92,11 @@ class EveryNUpdates(EveryN):
     def counter(self, pl_module: L.LightningModule) -> int:
         return pl_module.updates
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+    def next_after(self, count: int) -> int:
         # Updates u = t + 1: due at t = 0, every, 2 every, ... i.e. u = 1, every + 1, ...
+        return ((count - 1) // self._period.every + 1) * self._period.every + 1
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
         if self._period.every and pl_module.updates >= self._period.next:
-            self._period.next = ((pl_module.updates - 1) // self._period.every + 1) * self._period.every + 1
+            self._period.next = self.next_after(pl_module.updates)
             self._run_now(trainer, pl_module)

@@ -143,6 +143,22 @@ def test_the_cli_names_the_changed_protocol_fields_and_the_flag_in_one_line(tmp_
     assert saved["lit_dmash"]["updates"] == 13 and saved["hyper_parameters"]["sac"]["lr_actor"] == 0.001
 
 
+@pytest.mark.integration
+def test_an_evaluation_period_changed_on_resume_counts_from_the_last_evaluation(tmp_path):
+    """Evaluating every 8 updates to 11, then resuming to 21 every 4: due at 13, 17 and 21 (the old
+    schedule, restored as it was saved, would wait for 17)."""
+    import json
+
+    from lit_dmash.cli import main
+
+    run = ["fit", "-c", "conf/quickstart_di.yaml", *TINY_CLI, f"--trainer.default_root_dir={tmp_path}"]
+    main([*run, "--model.method=dr"])  # TINY_CLI: every 8 updates, 11 in all
+    more = ["--model.protocol.total_steps=20", "--trainer.callbacks.init_args.every_n_updates=4"]
+    main([*run, "--model.method=dr", *more, "--ckpt_path=last"])
+    evaluations = json.loads((tmp_path / "seed0" / "eval.json").read_text())["evaluations"]
+    assert [e["updates"] for e in evaluations] == [1, 9, 11, 13, 17, 21]
+
+
 def _tiny_cli(tmp_path: Path, *extra: str) -> list[str]:
     return [*TINY_CLI, f"--trainer.default_root_dir={tmp_path}", *extra]
 
