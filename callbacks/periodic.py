@@ -6,21 +6,25 @@ import lightning as L
 
 
 class Periodic:
-    """Due each time `count` reaches the next multiple of `every` (from `first`); never when `every` is 0.
+    """Due each time `count` reaches the next `k * every + offset` (from `first`); never when `every` is 0.
 
-    Catches up in one step if `count` jumps past several multiples, and keys on our counters rather
-    than Lightning's step, so a resumed run keeps its rhythm.
+    Catches up in one step if `count` jumps past several due points, and keys on our counters
+    rather than Lightning's step, so a resumed run keeps its rhythm.
     """
 
-    def __init__(self, every: int, first: int | None = None) -> None:
+    def __init__(self, every: int, first: int | None = None, offset: int = 0) -> None:
         # Plain ints: the CLI passes jsonargparse's int subclasses, which a weights-only load refuses.
-        self.every = int(every)
+        self.every, self.offset = int(every), int(offset)
         self.next = self.every if first is None else int(first)
+
+    def after(self, count: int) -> int:
+        """The first due point after `count`."""
+        return ((count - self.offset) // self.every + 1) * self.every + self.offset
 
     def due(self, count: int) -> bool:
         if not self.every or count < self.next:
             return False
-        self.next = (count // self.every + 1) * self.every
+        self.next = self.after(count)
         return True
 
 
@@ -33,8 +37,8 @@ class EveryN(L.Callback):
     implement `run` (decorate it with `rank_zero_only` if only rank 0 should work).
     """
 
-    def __init__(self, every: int, first: int | None = None) -> None:
-        self._period = Periodic(every, first)
+    def __init__(self, every: int, first: int | None = None, offset: int = 0) -> None:
+        self._period = Periodic(every, first, offset)
         self._last_run = -1
 
     def counter(self, pl_module: L.LightningModule) -> int:
@@ -55,10 +59,6 @@ class EveryN(L.Callback):
         if self.counter(pl_module) != self._last_run:
             self._run_now(trainer, pl_module)
 
-    def next_after(self, count: int) -> int:
-        """The first count at which a run is due after one at `count`."""
-        return (count // self._period.every + 1) * self._period.every
-
     def state_dict(self) -> dict:
         return {"next": self._period.next, "last": self._last_run, "every": self._period.every}
 
@@ -68,7 +68,7 @@ class EveryN(L.Callback):
         self._period.next, self._last_run = state["next"], state["last"]
         changed = state.get("every", self._period.every) != self._period.every
         if changed and self._period.every and self._last_run >= 0:
-            self._period.next = self.next_after(self._last_run)
+            self._period.next = self._period.after(self._last_run)
 
 
 class EveryNFrames(EveryN):
@@ -86,17 +86,9 @@ class EveryNUpdates(EveryN):
     """`EveryN` on updates, first after the first update (the authors evaluate at t = 0, 5000, ...)."""
 
     def __init__(self, every_n_updates: int) -> None:
-        super().__init__(every_n_updates, first=1)
+        # Updates u = t + 1: due at t = 0, every, 2 every, ... i.e. u = 1, every + 1, ...
+        super().__init__(every_n_updates, first=1, offset=1)
         self.every_n_updates = every_n_updates
 
     def counter(self, pl_module: L.LightningModule) -> int:
         return pl_module.updates
-
-    def next_after(self, count: int) -> int:
-        # Updates u = t + 1: due at t = 0, every, 2 every, ... i.e. u = 1, every + 1, ...
-        return ((count - 1) // self._period.every + 1) * self._period.every + 1
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
-        if self._period.every and pl_module.updates >= self._period.next:
-            self._period.next = self.next_after(pl_module.updates)
-            self._run_now(trainer, pl_module)
