@@ -33,7 +33,7 @@ from lit_dmash.analysis.grid_results import collect
 from lit_dmash.analysis.plots import method_colours, plot_curves, pyplot, save_figure
 from lit_dmash.analysis.results import method_order
 from lit_dmash.envs import task_spec
-from lit_dmash.io import atomic_write_json, repo_commit
+from lit_dmash.io import atomic_write_json, repo_state
 from lit_dmash.names import SEED_FOLDER_PATTERN, seed_folder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,12 +59,13 @@ def copy_evaluations(grid: Path, out: Path) -> dict:
     return status
 
 
-def cut_at_common_update(out: Path, scratch: Path, min_updates: int = 0) -> tuple[dict[str, int], dict[str, list]]:
-    """A copy of the runs with each task's evaluations cut at the last update all its runs reached, and
-    the arms left out because one of their runs has not reached `min_updates` yet (per task)."""
+def cut_at_common_update(runs: dict, scratch: Path, min_updates: int = 0) -> tuple[dict[str, int], dict[str, list]]:
+    """A copy of `runs` (as `collect` gives them) under `scratch` with each task's evaluations cut at
+    the last update all its runs reached, and the arms left out because one of their runs has not
+    reached `min_updates` yet (per task)."""
     common: dict[str, int] = {}
     left_out: dict[str, list] = {}
-    for task, all_methods in collect(out).items():
+    for task, all_methods in runs.items():
         last = {m: min(r["evaluations"][-1]["updates"] for r in seeds.values()) for m, seeds in all_methods.items()}
         left_out[task] = sorted(m for m, reached in last.items() if reached < min_updates)
         methods = {m: seeds for m, seeds in all_methods.items() if m not in left_out[task]}
@@ -138,18 +139,19 @@ def main(argv: list[str] | None = None) -> dict:
         "so that a grid in progress is compared where its arms have got to",
     )
     args = parser.parse_args(argv)
+    state = repo_state()  # the commit collecting: read before anything runs
     status = copy_evaluations(args.grid, args.out)
+    runs = collect(args.out)
     with tempfile.TemporaryDirectory() as scratch:
         tmp = Path(scratch) / args.out.name  # the aggregate titles its report with the folder's name
         tmp.mkdir()
-        common, left_out = cut_at_common_update(args.out, tmp, args.min_updates)
-        present = {m for task in collect(Path(tmp)).values() for m in task}
-        baselines = [b for b in args.baselines if b in present]
+        common, left_out = cut_at_common_update(runs, tmp, args.min_updates)
+        compared = {m for task in common for m in runs[task] if m not in left_out[task]}
+        baselines = [b for b in args.baselines if b in compared]
         summary = aggregate_grid(tmp, baselines=baselines, plots=True, reps=args.reps)
         for produced in Path(tmp).glob("*.*"):
             if produced.suffix in (".md", ".json", ".png") and produced.name != "eval.json":
                 shutil.copyfile(produced, args.out / produced.name)
-    runs = collect(args.out)
     methods = method_order(sorted({m for task in runs.values() for m in task}), args.baselines)
     colours = method_colours(methods)
     for task, by_method in runs.items():
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> dict:
             save_figure(figure, args.out / f"per_context_{task}.png")
     report = {
         "command": " ".join(["python", "bench/paper_budget.py", *(argv if argv is not None else sys.argv[1:])]),
-        "commit": repo_commit(),
+        **state,
         "compared_at_updates": common,
         "left_out_of_the_aggregate": left_out,
         "runs": status,
