@@ -25,11 +25,8 @@ import argparse
 import json
 import os
 import platform
-import shlex
-import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 os.environ.setdefault("RL_WARNINGS", "0")
@@ -40,7 +37,7 @@ import torch
 
 from lit_dmash.envs import make_env, split_contexts, task_spec
 from lit_dmash.envs.paper import MUJOCO_TASKS, PAPER_TASKS
-from lit_dmash.io import repo_state
+from lit_dmash.io import BenchRecord, bench_command
 
 TORCH_LARGE = [1024, 4096]
 STOCK = {"cheetah": ("dm_control", "cheetah", "run"), "walker_gym": ("gymnasium", "Walker2d-v5")}
@@ -225,7 +222,7 @@ def task_rows(name: str, num_envs: int, seconds: float, repeats: int, device: st
 
 
 def main(argv: list[str] | None = None) -> dict:
-    state = repo_state()  # the commit measured: read before anything runs
+    record = BenchRecord(bench_command("bench/env_throughput.py", argv))  # before anything runs
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", nargs="+", default=list(PAPER_TASKS))
     parser.add_argument("--num-envs", type=int, default=20)
@@ -237,7 +234,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=Path("bench/results/env_throughput.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    load_before = os.getloadavg()
 
     rows = []
     for name in args.envs:
@@ -262,17 +258,12 @@ def main(argv: list[str] | None = None) -> dict:
         )
     result = {
         "benchmark": "env_throughput",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": shlex.join(["python", "bench/env_throughput.py", *(sys.argv[1:] if argv is None else argv)]),
-        **state,
+        **record.finish(),
         "machine": {
             "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
             "torch_threads": args.threads,
             "device": args.device,
             "torch": torch.__version__,
-            "loadavg_before": load_before,
-            "loadavg_after": os.getloadavg(),
         },
         "rows": rows,
     }

@@ -22,15 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from lit_dmash.io import atomic_write_json, repo_state
+from lit_dmash.io import BenchRecord, atomic_write_json, bench_command
 from lit_dmash.names import SEED_FOLDER_PATTERN, seed_folder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,8 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", type=Path, default=REPO / "results" / "paper_budget")
     parser.add_argument("--out", type=Path, default=None, help="JSON report (default: print only)")
     args = parser.parse_args(argv)
-    state = repo_state()  # the commit checked: read before anything runs
-    load_start = os.getloadavg()
+    record = BenchRecord(bench_command("bench/learning_check.py", argv))  # before anything runs
     start = time.perf_counter()
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,10 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = all(r["passed"] for r in results.values())
     print(f"learning check {'PASSED' if ok else 'FAILED'} in {wall / 60:.1f} min")
     if args.out is not None:
-        report = {"command": " ".join(["python", "bench/learning_check.py", *(argv or sys.argv[1:])])}
-        report |= {**state, "date": datetime.now(UTC).isoformat(timespec="seconds"), "cores": os.cpu_count()}
-        report |= {"load_1_5_15": {"start": load_start, "end": os.getloadavg()}}
-        report |= {"wall_s": round(wall, 1), "passed": ok, "results": results}
+        report = record.finish() | {"wall_s": round(wall, 1), "passed": ok, "results": results}
         atomic_write_json(args.out, report)
     return 0 if ok else 1
 

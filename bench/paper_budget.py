@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from lit_dmash.analysis.grid_results import collect
 from lit_dmash.analysis.plots import method_colours, plot_curves, pyplot, save_figure
 from lit_dmash.analysis.results import method_order
 from lit_dmash.envs import task_spec
-from lit_dmash.io import atomic_write_json, repo_state
+from lit_dmash.io import BenchRecord, atomic_write_json, bench_command
 from lit_dmash.names import SEED_FOLDER_PATTERN, seed_folder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
         "so that a grid in progress is compared where its arms have got to",
     )
     args = parser.parse_args(argv)
-    state = repo_state()  # the commit collecting: read before anything runs
+    record = BenchRecord(bench_command("bench/paper_budget.py", argv))  # before anything runs
     status = copy_evaluations(args.grid, args.out)
     runs = collect(args.out)
     with tempfile.TemporaryDirectory() as scratch:
@@ -162,8 +161,7 @@ def main(argv: list[str] | None = None) -> dict:
         if figure is not None:
             save_figure(figure, args.out / f"per_context_{task}.png")
     report = {
-        "command": " ".join(["python", "bench/paper_budget.py", *(argv if argv is not None else sys.argv[1:])]),
-        **state,
+        **record.finish(),
         "compared_at_updates": common,
         "left_out_of_the_aggregate": left_out,
         "runs": status,

@@ -29,12 +29,9 @@ import math
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -48,6 +45,7 @@ from lit_dmash.envs import task_spec
 from lit_dmash.experience.collector import Collector
 from lit_dmash.experience.replay import EpisodeReplay
 from lit_dmash.experience.rollout import ContextWindow, SeedEnvs, act
+from lit_dmash.io import BenchRecord, bench_command
 from lit_dmash.methods import PAPER_ARMS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -243,15 +241,10 @@ def print_tables(results: dict, projection: dict, authors: list[dict], parallel:
 
 
 def machine(args) -> dict:
-    def git(*cmd: str) -> str:
-        return subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True).stdout.strip()
-
+    """The processor, Python, GPU and torch settings a speed was measured with."""
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     cpu = next((x.split(":", 1)[1].strip() for x in cpuinfo.splitlines() if x.startswith("model name")), "?")
-    info = {"command": " ".join(["python", *sys.argv]), "commit": git("rev-parse", "--short", "HEAD")}
-    info["working_tree_dirty"] = bool(git("status", "--porcelain", "--untracked-files=no"))
-    info["date"] = datetime.now(UTC).isoformat(timespec="seconds")
-    info["machine"] = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+    info = {"machine": {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}}
     info["machine"]["gpu"] = torch.cuda.get_device_name() if args.device.startswith("cuda") else None
     return info | {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": args.device}
 
@@ -282,12 +275,13 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     parallel = args.parallel or max(1, (os.cpu_count() or 1) // args.threads)
     out = args.out or REPO / "results" / "paper_scale" / f"{args.device.split(':')[0]}.json"
-    report, load_start = machine(args), os.getloadavg()
-    print(f"{report['date']} load {load_start} threads {report['threads']} parallel {parallel}", flush=True)
+    record = BenchRecord(bench_command("bench/paper_scale.py", argv))  # before anything runs
+    report = machine(args)
+    print(f"load {record.load_start} threads {report['threads']} parallel {parallel}", flush=True)
     results = {task: measure_task(args, task) for task in args.tasks}
     projection = project(results, parallel)
     authors = authors_comparison(results) if all(getattr(args, k) == v for k, v in AUTHORS_SIZES.items()) else []
-    report["load_1_5_15"] = {"start": load_start, "end": os.getloadavg()}
+    report = record.finish() | report
     report["settings"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     report |= {"parallel": parallel, "assumptions": ASSUMPTIONS.format(parallel), "results": results}
     report |= {"projection_hours": projection, "authors_comparison": authors}

@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from lit_dmash.io import atomic_write_json, repo_state
+from lit_dmash.io import BenchRecord, atomic_write_json, bench_command
 from lit_dmash.names import seed_folder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,8 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
         help="AER per split that DMA*-SH reaches at the paper's budget, as JSON: {split: AER}",
     )
     args = parser.parse_args(argv)
-    state = repo_state()  # the commit timed: read before anything runs
-    load_start = os.getloadavg()
+    record = BenchRecord(bench_command("bench/quickstart.py", argv))  # before anything runs
     runs = args.runs.resolve()
     results: dict[str, list[dict]] = {}
     for name in args.variants:
@@ -91,11 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
             for run in results[name]:
                 run["closes_half_the_gap"] = closes_half_the_gap(run, args.reference)
     report = {
-        "command": " ".join(["python", "bench/quickstart.py", *(argv if argv is not None else sys.argv[1:])]),
-        **state,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cores": os.cpu_count(),
-        "load_1_5_15": {"start": load_start, "end": os.getloadavg()},
+        **record.finish(),
         "reference": args.reference,
         "fit_args": args.fit_arg,
         "results": results,

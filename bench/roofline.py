@@ -42,6 +42,7 @@ import paper_scale
 
 from lit_dmash.agent.update import update
 from lit_dmash.build import make_optimizers
+from lit_dmash.io import BenchRecord, bench_command
 from lit_dmash.methods import PAPER_ARMS
 from lit_dmash.runtime import keep_freed_memory
 
@@ -190,15 +191,14 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse(argv)
     keep_freed_memory()
     torch.set_num_threads(1)
+    record = BenchRecord(bench_command("bench/roofline.py", argv))  # before anything runs
     report = paper_scale.machine(args)
-    report["load_1_5_15"] = {"start": os.getloadavg()}
     peaks = [sgemm_peak()]
     results = {}
     for task in args.tasks:
         results[task] = measure(args, task, peaks[-1])
         peaks.append(sgemm_peak())
-    report["load_1_5_15"]["end"] = os.getloadavg()
-    report |= {"sgemm_peak_gflop_s": peaks, "results": results}
+    report = record.finish() | report | {"sgemm_peak_gflop_s": peaks, "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(_rounded(report), indent=1) + "\n")
     print(table(results, peaks, args.many))

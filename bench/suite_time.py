@@ -16,15 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shlex
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from lit_dmash.io import atomic_write_json, repo_state
+from lit_dmash.io import BenchRecord, atomic_write_json, bench_command
 
 REPO = Path(__file__).resolve().parents[1]
 SUMMARY = re.compile(r"^=*\s*(\d+ passed.*?) in ([\d.]+)s", re.M)
@@ -41,8 +39,8 @@ def main(argv: list[str] | None = None) -> dict:
         "interpreter, no install)",
     )
     args = parser.parse_args(argv)
-    state = repo_state(args.repo)  # uncommitted changes are not in the clone: recorded, not timed
-    load_start = os.getloadavg()
+    # Uncommitted changes are not in the clone: recorded (the dirty flag), not timed.
+    record = BenchRecord(bench_command("bench/suite_time.py", argv), repo=args.repo)
     with tempfile.TemporaryDirectory() as tmp:
         clone = Path(tmp) / "clone"
         subprocess.run(["git", "clone", "-q", str(args.repo), str(clone)], check=True)
@@ -59,12 +57,8 @@ def main(argv: list[str] | None = None) -> dict:
     tail = (proc.stdout + proc.stderr)[-4000:]
     match = SUMMARY.search(proc.stdout)
     report = {
-        "command": shlex.join(["python", "bench/suite_time.py", *(sys.argv[1:] if argv is None else argv)]),
+        **record.finish(),
         "commit": commit,  # what was cloned and tested
-        "working_tree_dirty": state["working_tree_dirty"],  # at the start; such changes were not tested
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cores": os.cpu_count(),
-        "load_1_5_15": {"start": load_start, "end": os.getloadavg()},
         "layer": "fast (-m 'not integration')" if args.fast else "all (.ci/run: install + README's test command)",
         "returncode": proc.returncode,
         "total_wall_s": round(wall, 1),

@@ -16,16 +16,13 @@ contexts and returns.
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 from PIL import Image
 
-from lit_dmash.io import atomic_write_json, repo_state
+from lit_dmash.io import BenchRecord, atomic_write_json, bench_command
 from lit_dmash.render import gl_backend
 from lit_dmash.video import FrameRecorder, describe_context, grid, label
 
@@ -127,7 +124,7 @@ def still(module: L.LightningModule, split: str, step: int | None, width: int, h
 
 
 def main(argv: list[str] | None = None) -> None:
-    state = repo_state()  # the commit filmed: read before anything runs
+    record = BenchRecord(bench_command("bench/watch_still.py", argv))  # before anything runs
     args = parse_args(argv)
     backend = gl_backend()  # before any MuJoCo import, so dm_control agrees with our renderer
     if args.ckpt is not None:
@@ -140,9 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     atomic_write_json(
         args.out.with_suffix(".json"),
         {
-            "command": shlex.join(["python", "bench/watch_still.py", *(sys.argv[1:] if argv is None else argv)]),
-            **state,
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            **record.finish(),
             "checkpoint": None if args.ckpt is None else str(args.ckpt),
             "policy": f"{module.method.name}, {module.updates} updates{'' if args.ckpt else ' (tiny, trained here)'}",
             "task": module.env_cfg.name,

@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from lit_dmash.analysis.aggregate import aggregate_grid
 from lit_dmash.analysis.report_markdown import task_markdown
 from lit_dmash.experiments.grid import GridSpec
 from lit_dmash.experiments.launchers import launch
-from lit_dmash.io import atomic_write_json, repo_state
+from lit_dmash.io import BenchRecord, atomic_write_json
 from lit_dmash.methods import PAPER_ARMS
 
 
@@ -46,7 +45,6 @@ def fixed_format(summary: dict, task: str, methods: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    state = repo_state()  # the commit measured: read before anything runs
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", nargs="+", default=["di"], help="paper tasks (conf/<task>/ must exist)")
     parser.add_argument("--methods", nargs="+", default=list(PAPER_ARMS))
@@ -75,6 +73,15 @@ def main(argv: list[str] | None = None) -> None:
             1000,
         )
         args.episodes, args.runs = 3, args.runs.with_name(args.runs.name + "_quick")
+    # The command with every value spelt out (--quick expanded), so that it reruns under new defaults.
+    command = "python bench/zero_shot.py " + " ".join(
+        f"--env {' '.join(args.env)} --methods {' '.join(args.methods)} --seeds {args.seeds} "
+        f"--updates {args.updates} --random-steps {args.random_steps} --episodes {args.episodes} "
+        f"--workers {args.workers} --runs {args.runs} --out {args.out}".split()
+        + [f"--fit-arg={a}" for a in args.fit_arg]
+        + ["--baselines", *args.baselines]
+    )
+    record = BenchRecord(command)  # the commit measured: read before anything runs
 
     spec = GridSpec(
         tasks=args.env,
@@ -113,17 +120,8 @@ def main(argv: list[str] | None = None) -> None:
         "updates": args.updates + 1,
         "random_steps": args.random_steps,
         "episodes_per_context": args.episodes,
-        "command": "python bench/zero_shot.py "
-        + " ".join(
-            f"--env {' '.join(args.env)} --methods {' '.join(args.methods)} --seeds {args.seeds} "
-            f"--updates {args.updates} --random-steps {args.random_steps} --episodes {args.episodes} "
-            f"--workers {args.workers} --runs {args.runs} --out {args.out}".split()
-            + [f"--fit-arg={a}" for a in args.fit_arg]
-            + ["--baselines", *args.baselines]
-        ),
         "fit_args": args.fit_arg,
-        **state,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        **record.finish(),
         "wall_s": round(time.perf_counter() - start, 1),
     }
     atomic_write_json(args.out / "meta.json", meta)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shlex
 import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -68,3 +71,32 @@ def repo_state(path: str | Path | None = None) -> dict[str, Any]:
     status = _git(cwd, "status", "--porcelain", "--untracked-files=no")
     dirty = None if status is None else bool(status)
     return {"commit": _git(cwd, "rev-parse", "--short", "HEAD"), "working_tree_dirty": dirty}
+
+
+def bench_command(script: str, argv: Sequence[str] | None = None) -> str:
+    """The shell line that reruns a bench script: `python <script> <argv or sys.argv[1:]>`."""
+    return shlex.join(["python", script, *(sys.argv[1:] if argv is None else argv)])
+
+
+class BenchRecord:
+    """What a benchmark's JSON says about how it ran: command, commit, dirty flag, date, cores, load.
+
+    Make it before anything runs, so that the commit and dirty flag are those of the code measured
+    (a commit made while a long bench runs is not what ran); `finish()` reads the date and the load
+    at the end. The 1/5/15-minute load average at both ends is there because a second busy process
+    slows a 2-core machine ~1.5x, and a reader of a timing needs to know.
+    """
+
+    def __init__(self, command: str, repo: str | Path | None = None) -> None:
+        self.command = command
+        self.state = repo_state(repo)
+        self.load_start = os.getloadavg()
+
+    def finish(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            **self.state,
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "cores": os.cpu_count(),
+            "load_1_5_15": {"start": self.load_start, "end": os.getloadavg()},
+        }

@@ -98,6 +98,21 @@ def test_repo_state_is_the_commit_and_uncommitted_tracked_changes(tmp_path):
     assert repo_state(tmp_path / "nowhere") == {"commit": None, "working_tree_dirty": None}
 
 
+def test_a_bench_record_names_the_commit_it_started_at_not_one_made_while_it_ran(tmp_path):
+    from lit_dmash.io import BenchRecord, bench_command
+
+    repo = _tiny_repo(tmp_path, "true\n")
+    started_at = _git(repo, "rev-parse", "--short", "HEAD")
+    record = BenchRecord(bench_command("bench/x.py", ["--out", "a b.json"]), repo=repo)
+    (repo / "notes.txt").write_text("two\n")
+    _git(repo, "commit", "-qam", "made while the bench ran")
+    report = record.finish()
+    assert report["commit"] == started_at != _git(repo, "rev-parse", "--short", "HEAD")
+    assert report["working_tree_dirty"] is False
+    assert report["command"] == "python bench/x.py --out 'a b.json'"  # pasteable into a shell
+    assert set(report["load_1_5_15"]) == {"start", "end"} and report["cores"] >= 1
+
+
 def _same_checkout(report: dict) -> None:
     from lit_dmash.io import repo_state
 
