@@ -45,6 +45,23 @@ def test_every_generated_config_sets_only_options_its_arm_reads():
         check_context_applies(get_method(model["method"]), ContextConfig(**model.get("context", {})))
 
 
+def _flat(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        flat |= _flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}
+    return flat
+
+
+def test_the_main_job_is_the_paper_run_of_dmash_on_ode_cut_short():
+    """README says so, and quotes the paper-budget run's curve beside it: only budget and logging may differ."""
+    paper = _flat(yaml.safe_load((REPO / "conf" / "ode" / "dmash.yaml").read_text()))
+    quick = _flat(yaml.safe_load((REPO / "conf" / "quickstart.yaml").read_text()))
+    allowed = {"model.protocol.total_steps", "trainer.default_root_dir", "trainer.log_every_n_steps"}
+    differ = sorted(key for key in paper.keys() | quick.keys() if paper.get(key) != quick.get(key))
+    assert set(differ) <= allowed, f"conf/quickstart.yaml departs from conf/ode/dmash.yaml in {set(differ) - allowed}"
+    assert quick["model.protocol.total_steps"] < paper["model.protocol.total_steps"]
+
+
 GRID_FILES = sorted((REPO / "conf" / "grids").glob("*.yaml"))
 
 
