@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 
 from callbacks.zero_shot_eval import ZeroShotEvaluation
 
@@ -26,14 +28,29 @@ class TrainingProgress(TQDMProgressBar):
     def __init__(self, refresh_rate: int = 20) -> None:
         super().__init__(refresh_rate=refresh_rate)
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: Any) -> None:
-        super().on_train_epoch_start(trainer)
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Make the bar here with its total, name and resume position, so that its first frame has them.
+
+        Lightning's bar is drawn as soon as it is made ("Training: 0/?") and again when the epoch
+        starts ("Epoch 0: 0/?"); in a log file or a notebook those frames stay. Its own keyword
+        arguments are repeated below because `init_train_tqdm` cannot be given a total.
+        """
         protocol = pl_module.protocol
-        bar = self.train_progress_bar
-        bar.total = math.ceil((protocol.random_steps + protocol.total_steps + 1) / protocol.steps_per_batch)
-        bar.initial = self._position(pl_module)
-        bar.n = bar.initial
-        bar.set_description(f"{pl_module.method.name} on {pl_module.env_cfg.name}")
+        self.train_progress_bar = Tqdm(
+            desc=f"{pl_module.method.name} on {pl_module.env_cfg.name}",
+            total=math.ceil((protocol.random_steps + protocol.total_steps + 1) / protocol.steps_per_batch),
+            initial=self._position(pl_module),
+            position=2 * self.process_position,
+            disable=self.is_disabled,
+            leave=True,
+            dynamic_ncols=True,
+            file=sys.stdout,
+            smoothing=0,
+            bar_format=self.BAR_FORMAT,
+        )
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: Any) -> None:
+        pass  # one endless epoch: Lightning's reset here would drop the total and rename the bar "Epoch 0"
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         bar = self.train_progress_bar

@@ -69,6 +69,7 @@ def test_console_shows_progress_and_a_summary_and_no_noise(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout.replace("\r", "\n")
     assert "/35 [" in out  # 24 random steps + 11 updates: the bar knows the total
+    assert "0/?" not in out and "Epoch 0" not in out  # not even in its first frames (they stay in a log)
     assert "updates=11" in out and "AER=train" in out
     saved = json.loads((tmp_path / "seed0" / "eval.json").read_text())
     first, last = saved["evaluations"][0], saved["evaluations"][-1]
