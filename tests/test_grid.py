@@ -155,6 +155,7 @@ def test_failed_fit_is_reported_not_marked_done(tmp_path):
         ({"seeds": [0, 0]}, "grid.seeds"),
         ({"workers": 0}, "grid.workers"),
         ({"group_seeds": "yes"}, "grid.group_seeds"),
+        ({"order": "seed"}, "grid.order"),
         ({"config": "conf/{env}/{method}.yaml"}, "grid.config"),
         ({"method": ["dr"]}, "grid.method"),
         ({"launcher": "k8s"}, "grid.launcher"),
@@ -258,6 +259,14 @@ def test_jobs_with_and_without_seed_groups(tmp_path):
     assert len(jobs) == 12 and [job.seeds for job in jobs[:4]] == [(0,)] * 4  # seed-major
     assert jobs[5].name == "a/dmash_lowrank/seeds=1" and jobs[5].root == out / "a" / "dmash_lowrank" / "seed1"
     assert "--model.seeds=[1]" in jobs[5].command()
+
+
+def test_method_order_runs_each_arm_on_every_task_before_the_next_arm(tmp_path):
+    spec = GridSpec.load(_grid_file(tmp_path, tasks=["a", "b"], methods=["dr", "dmash"], seeds=[0, 1], order="method"))
+    cells = ["a/dr", "b/dr", "a/dmash", "b/dmash"]
+    assert [job.name for job in spec.jobs()] == [f"{cell}/seeds=0-1" for cell in cells]
+    spec.group_seeds = False
+    assert [job.name for job in spec.jobs()][:4] == [f"{cell}/seeds=0" for cell in cells]  # seed-major
 
 
 def test_paper_grid_has_77_groups_or_770_single_seed_jobs():

@@ -30,6 +30,7 @@ tasks: [di_friction]                       # config folders under conf/ (was `en
 methods: [dr, dma, dmash, dmash:lowrank]   # method[:adapter]; the adapter becomes --model.context.adapter
 seeds: [0, 1, 2]
 group_seeds: true                          # one job per task x variant (false: one per seed)
+order: task                                # task: each task's methods in turn; method: each method on every task
 config: conf/{task}/{method}.yaml          # per-job config; {task} and {method} (without :adapter) are filled in
 args: ["--model.protocol.total_steps=10000"]  # extra fit arguments for every job
 workers: 1                                 # pool / submitit-local: jobs in parallel (one torch thread each)
@@ -79,6 +80,7 @@ from lit_dmash.names import ADAPTER_KINDS, BASELINES, SEED_FOLDER_PATTERN, parse
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCHERS = ("pool", "submitit-local", "slurm")
+JOB_ORDERS = ("task", "method")  # grid.order: which loop of tasks x methods is the outer one
 STOP_GRACE_S = 120  # how long an interrupted job waits for its fit to save a checkpoint
 FIT_COMMAND_ENV = "LIT_DMASH_GRID_FIT"  # test-only: replaces `python -m lit_dmash fit`
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -429,6 +431,7 @@ class GridSpec:
     methods: list[str]
     seeds: list[int]
     group_seeds: bool = True
+    order: str = "task"
     config: str = "conf/{task}/{method}.yaml"
     args: list[str] = field(default_factory=list)
     workers: int = 1
@@ -480,6 +483,8 @@ class GridSpec:
     def _validate_scalars(self) -> None:
         if not isinstance(self.group_seeds, bool):
             raise ConfigError("grid.group_seeds", self.group_seeds, "expected true or false")
+        if self.order not in JOB_ORDERS:
+            raise ConfigError("grid.order", self.order, f"expected one of {list(JOB_ORDERS)}")
         try:
             self.config.format(task="t", method="m")
         except (KeyError, IndexError, ValueError, AttributeError) as error:
@@ -509,10 +514,15 @@ class GridSpec:
     def jobs(self) -> list[Job]:
         """Every job, with absolute paths (jobs run in the repository root, whatever the caller's directory).
 
-        Seed groups are task-major; single-seed jobs are seed-major so early results cover all methods.
+        Seed groups run in `order` (task-major by default; method-major fills one arm's results on
+        every task before the next arm's); single-seed jobs are seed-major, in that order within a
+        seed, so early results cover all methods.
         """
         fit = tuple(shlex.split(os.environ[FIT_COMMAND_ENV])) if os.environ.get(FIT_COMMAND_ENV) else Job.fit
-        cells = [(task, variant) for task in self.tasks for variant in self.methods]
+        if self.order == "task":
+            cells = [(task, variant) for task in self.tasks for variant in self.methods]
+        else:
+            cells = [(task, variant) for variant in self.methods for task in self.tasks]
         if self.group_seeds:
             specs = [(task, variant, tuple(self.seeds)) for task, variant in cells]
         else:
