@@ -162,6 +162,7 @@ BAD_ARGUMENTS = [
 
 
 @pytest.mark.parametrize(("kwargs", "message"), BAD_ARGUMENTS)
+@pytest.mark.filterwarnings("ignore:.*render_mode='ansi':UserWarning")  # gymnasium warns, then we refuse it
 def test_bad_arguments_are_one_line_before_anything_is_built(monkeypatch, kwargs, message):
     def no_build(*args, **kw):
         raise AssertionError("an env was built before the arguments were checked")
