@@ -1,4 +1,4 @@
-"""Small file helpers: writes that a crash cannot leave half-done."""
+"""Small file and provenance helpers: writes that a crash cannot leave half-done, and what a result ran at."""
 
 from __future__ import annotations
 
