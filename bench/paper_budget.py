@@ -3,7 +3,8 @@
     python -m lit_dmash grid -c conf/grids/paper_budget.yaml                  # the runs (many core-hours)
     python bench/paper_budget.py --grid runs/grids/paper_budget --out results/paper_budget
 
-Copies `<grid>/<task>/<method>/seed<k>/eval.json` (never checkpoints or event files) to `--out`, and
+Copies `<grid>/<task>/<method>/seed<k>/eval.json` (never checkpoints or event files) to `--out`,
+keeping a committed run that got further than the grid's (a fresh machine's grid restarts at 0), and
 writes there:
 - `status.json`: per run the updates reached of the budget, and the commits that ran it;
 - the aggregate (`python -m lit_dmash aggregate` on the runs cut at the last evaluation that every
@@ -38,20 +39,35 @@ from lit_dmash.names import SEED_FOLDER_PATTERN, seed_folder
 REPO = Path(__file__).resolve().parents[1]
 
 
+def last_update(record: dict) -> int:
+    evaluations = record["evaluations"]
+    return evaluations[-1]["updates"] if evaluations else 0
+
+
 def copy_evaluations(grid: Path, out: Path) -> dict:
-    """Copy every seed's eval.json; returns the status per run."""
-    status: dict = {}
+    """Copy every seed's eval.json; returns the status per run, the committed one's status kept where
+    the grid has no run or a run that got less far.
+
+    A grid folder is machine-local (checkpoints are never committed), so on a fresh machine a run
+    restarts from update 0: its early eval.json must not replace a committed one that got further.
+    """
+    previous = out / "status.json"
+    status: dict = json.loads(previous.read_text())["runs"] if previous.is_file() else {}
     for path in sorted(grid.glob(f"*/*/{SEED_FOLDER_PATTERN}/eval.json")):
         task, method, seed_dir = path.parts[-4], path.parts[-3], path.parts[-2]
         target = out / task / method / seed_dir / "eval.json"
+        record = json.loads(path.read_text())
+        if target.is_file() and last_update(json.loads(target.read_text())) > last_update(record):
+            print(
+                f"{task} {method} {seed_dir}: kept the committed run ({last_update(json.loads(target.read_text())):,} "
+                f"updates) over the grid's ({last_update(record):,})"
+            )
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
-        record = json.loads(path.read_text())
-        evaluations = record["evaluations"]
-        budget = task_spec(task).updates + 1
         status.setdefault(task, {}).setdefault(method, {})[seed_dir] = {
-            "updates": evaluations[-1]["updates"] if evaluations else 0,
-            "budget": budget,
+            "updates": last_update(record),
+            "budget": task_spec(task).updates + 1,
             "finished": (path.parent / "done.json").exists(),
             "commit": record.get("commit"),
         }

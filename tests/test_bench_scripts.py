@@ -226,6 +226,29 @@ def test_paper_budget_compares_a_grid_in_progress_where_its_arms_have_got_to(tmp
     assert (out / "curves_di.png").is_file() and (out / "per_context_di.png").is_file()
 
 
+@pytest.mark.integration
+def test_paper_budget_keeps_a_committed_run_that_got_further_than_a_fresh_grid(tmp_path):
+    """Checkpoints are never committed, so a fresh machine's grid restarts a run at update 0: collecting
+    it must neither replace the committed eval.json that got further nor drop that run's status, while
+    a run that got further in the grid does replace the committed one."""
+    first_machine, grid, out = tmp_path / "first", tmp_path / "grid", tmp_path / "out"
+    for seed in (0, 1):
+        _paper_budget_run(first_machine, "dr", seed, [1, 5001, 10001])
+        _paper_budget_run(first_machine, "dmash", seed, [1])
+    paper_budget = load_script("paper_budget")
+    paper_budget.main(["--grid", str(first_machine), "--out", str(out), "--reps", "50"])  # the committed state
+    for seed in (0, 1):
+        _paper_budget_run(grid, "dr", seed, [1])
+        _paper_budget_run(grid, "dmash", seed, [1, 5001])
+    paper_budget.main(["--grid", str(grid), "--out", str(out), "--reps", "50"])
+    status = json.loads((out / "status.json").read_text())
+    kept = json.loads((out / "di" / "dr" / "seed0" / "eval.json").read_text())
+    assert [e["updates"] for e in kept["evaluations"]] == [1, 5001, 10001]
+    assert status["runs"]["di"]["dr"]["seed0"]["updates"] == 10001
+    assert status["runs"]["di"]["dmash"]["seed1"]["updates"] == 5001
+    assert status["compared_at_updates"] == {"di": 5001}
+
+
 def test_learning_check_reference_is_the_lowest_seed_at_that_update_or_none(tmp_path):
     """The bar is set by the committed run that learnt least at the checked update; an arm or an update
     without committed runs has no reference (reported as such, never passed)."""
