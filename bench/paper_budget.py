@@ -95,6 +95,14 @@ def cut_at_common_update(runs: dict, scratch: Path, min_updates: int = 0) -> tup
     return common, left_out
 
 
+def broken_across(x: np.ndarray, y: np.ndarray, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
+    """`x`, `y` (x sorted) with a NaN between neighbours on either side of the open range (low, high),
+    so that a line over eval_out contexts, which lie below and above the training range, does not draw
+    a segment across that range, where no eval_out context was evaluated."""
+    straddles = np.flatnonzero((x[:-1] <= low) & (x[1:] >= high)) + 1
+    return np.insert(x.astype(float), straddles, np.nan), np.insert(y.astype(float), straddles, np.nan)
+
+
 def plot_per_context(task: str, methods: dict[str, dict[int, dict]], colours: dict) -> object | None:
     """Per-context returns (mean over seeds) at the best and the last evaluation, inverted vs normal."""
     names = [key.name for key in task_spec(task).keys]
@@ -102,6 +110,7 @@ def plot_per_context(task: str, methods: dict[str, dict[int, dict]], colours: di
     if not binary:
         return None
     sign, value = binary[0], next(i for i in range(len(names)) if i != binary[0])
+    train_range = task_spec(task).keys[value].train
     plt = pyplot()
     splits = list(next(iter(next(iter(methods.values())).values()))["evaluations"][0]["splits"])
     fig, axes = plt.subplots(2, len(splits), figsize=(4.2 * len(splits), 6.4), squeeze=False, sharey=True)
@@ -123,8 +132,7 @@ def plot_per_context(task: str, methods: dict[str, dict[int, dict]], colours: di
                     order = np.argsort(contexts[keep, value])
                     label = f"{method} ({'inverted' if inverted else 'normal'})" if column == 0 and row == 0 else None
                     ax.plot(
-                        contexts[keep, value][order],
-                        mean[keep][order],
+                        *broken_across(contexts[keep, value][order], mean[keep][order], *train_range),
                         style,
                         marker=marker,
                         markersize=4,

@@ -249,6 +249,18 @@ def test_paper_budget_keeps_a_committed_run_that_got_further_than_a_fresh_grid(t
     assert status["compared_at_updates"] == {"di": 5001}
 
 
+def test_per_context_lines_break_across_the_training_range_not_within_a_side():
+    """eval_out contexts of di lie below and above the training masses [0.5, 1.5]: the line has a gap
+    there; training contexts inside the range stay one line."""
+    import numpy as np
+
+    broken_across = load_script("paper_budget").broken_across
+    x, y = broken_across(np.array([0.1, 0.3, 0.45, 1.6, 2.0]), np.arange(5.0), 0.5, 1.5)
+    assert np.isnan(x[3]) and np.isnan(y[3]) and list(x[[0, 1, 2, 4, 5]]) == [0.1, 0.3, 0.45, 1.6, 2.0]
+    x, y = broken_across(np.array([0.55, 0.9, 1.2, 1.45]), np.arange(4.0), 0.5, 1.5)
+    assert not np.isnan(x).any() and len(x) == 4
+
+
 def test_learning_check_reference_is_the_lowest_seed_at_that_update_or_none(tmp_path):
     """The bar is set by the committed run that learnt least at the checked update; an arm or an update
     without committed runs has no reference (reported as such, never passed)."""
