@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import platform
 import shlex
 import subprocess
 import sys
@@ -79,12 +80,13 @@ def bench_command(script: str, argv: Sequence[str] | None = None) -> str:
 
 
 class BenchRecord:
-    """What a benchmark's JSON says about how it ran: command, commit, dirty flag, date, cores, load.
+    """What a benchmark's JSON says about how it ran: command, commit, dirty flag, date, CPU, cores, load.
 
     Make it before anything runs, so that the commit and dirty flag are those of the code measured
     (a commit made while a long bench runs is not what ran); `finish()` reads the date and the load
     at the end. The 1/5/15-minute load average at both ends is there because a second busy process
-    slows a 2-core machine ~1.5x, and a reader of a timing needs to know.
+    slows a 2-core machine ~1.5x, and a reader of a timing needs to know; the CPU model because the
+    same 2-core setting has timed the main job at 0.09 and at 0.18 s per update on two CPUs.
     """
 
     def __init__(self, command: str, repo: str | Path | None = None) -> None:
@@ -97,6 +99,17 @@ class BenchRecord:
             "command": self.command,
             **self.state,
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "cpu": cpu_model(),
             "cores": os.cpu_count(),
             "load_1_5_15": {"start": self.load_start, "end": os.getloadavg()},
         }
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what `platform` knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()

@@ -110,7 +110,7 @@ def test_a_bench_record_names_the_commit_it_started_at_not_one_made_while_it_ran
     assert report["commit"] == started_at != _git(repo, "rev-parse", "--short", "HEAD")
     assert report["working_tree_dirty"] is False
     assert report["command"] == "python bench/x.py --out 'a b.json'"  # pasteable into a shell
-    assert set(report["load_1_5_15"]) == {"start", "end"} and report["cores"] >= 1
+    assert set(report["load_1_5_15"]) == {"start", "end"} and report["cores"] >= 1 and report["cpu"]
 
 
 def _same_checkout(report: dict) -> None:
