@@ -238,8 +238,11 @@ def test_bad_trainer_or_callback_input_is_refused_by_name(args, field, tmp_path,
 
 @pytest.mark.parametrize("method", ["dr", "concat", "da", "dma_pearl", "dmash"])
 def test_a_seed_trained_in_a_batch_is_the_seed_trained_alone(method, tmp_path):
-    """Envs, replay, random streams and parameters per seed: seed 7 of [3, 7] equals a run of seed 7 alone,
-    bit for bit (DA to float rounding: see test_agent.SEED_TOLERANCE)."""
+    """Envs, replay, random streams and parameters per seed: seed 7 of [3, 7] equals a run of seed 7 alone
+    to float rounding. Not bit for bit: the math library may take another kernel for a batch of two
+    than for one (on an AMD EPYC CPU, `bmm`'s weight gradient with 5 input features differs by one
+    rounding step, and `dma_pearl` by 3e-8 after 6 updates). A seed reading another seed's data,
+    envs or random numbers differs by orders of magnitude more than this tolerance."""
     runs = {}
     for seeds in ([7], [3, 7]):
         module = tiny_module(method, seeds=seeds, total_steps=6)
@@ -247,5 +250,4 @@ def test_a_seed_trained_in_a_batch_is_the_seed_trained_alone(method, tmp_path):
         runs[len(seeds)] = module.agent.state_dict()
     for (name, alone), batched in zip(runs[1].items(), runs[2].values(), strict=True):
         if batched.dim() and batched.shape[0] == 2 and name != "rng.keys":
-            tolerance = {"rtol": 1e-5, "atol": 1e-6} if method == "da" else {"rtol": 0, "atol": 0}
-            torch.testing.assert_close(batched[1], alone[0], **tolerance, msg=name)
+            torch.testing.assert_close(batched[1], alone[0], rtol=1e-5, atol=1e-6, msg=name)
