@@ -57,10 +57,11 @@ def copy_evaluations(grid: Path, out: Path) -> dict:
         task, method, seed_dir = path.parts[-4], path.parts[-3], path.parts[-2]
         target = out / task / method / seed_dir / "eval.json"
         record = json.loads(path.read_text())
-        if target.is_file() and last_update(json.loads(target.read_text())) > last_update(record):
+        committed = last_update(json.loads(target.read_text())) if target.is_file() else -1
+        if committed > last_update(record):
             print(
-                f"{task} {method} {seed_dir}: kept the committed run ({last_update(json.loads(target.read_text())):,} "
-                f"updates) over the grid's ({last_update(record):,})"
+                f"{task} {method} {seed_dir}: kept the committed run ({committed:,} updates) over the grid's "
+                f"({last_update(record):,})"
             )
             continue
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,7 @@ from lit_dmash.envs import task_spec
 from lit_dmash.experience.collector import Collector
 from lit_dmash.experience.replay import EpisodeReplay
 from lit_dmash.experience.rollout import ContextWindow, SeedEnvs, act
-from lit_dmash.io import BenchRecord, bench_command
+from lit_dmash.io import BenchRecord, bench_command, cpu_model
 from lit_dmash.methods import PAPER_ARMS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -242,9 +242,7 @@ def print_tables(results: dict, projection: dict, authors: list[dict], parallel:
 
 def machine(args) -> dict:
     """The processor, Python, GPU and torch settings a speed was measured with."""
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    cpu = next((x.split(":", 1)[1].strip() for x in cpuinfo.splitlines() if x.startswith("model name")), "?")
-    info = {"machine": {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}}
+    info = {"machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()}}
     info["machine"]["gpu"] = torch.cuda.get_device_name() if args.device.startswith("cuda") else None
     return info | {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": args.device}
 
