@@ -25,6 +25,7 @@ from lit_dmash.analysis.results import (
     relative_gain,
     resolve_bounds,
     score_matrix,
+    summarise,
     task_groups,
 )
 from lit_dmash.experiments.grid import GridSpec
@@ -75,6 +76,20 @@ def test_probability_of_improvement_by_hand():
     # one task, pairs (x, y): (1, 2) loses, (1, 2) loses, (2, 2) ties, (2, 2) ties: (0 + 0 + .5 + .5) / 4
     tied = probability_of_improvement(np.array([[1.0], [2.0]]), np.array([[2.0], [2.0]]), reps=REPS)
     assert tied.value == pytest.approx(0.25)
+
+
+def test_probability_of_improvement_per_task_and_over_both():
+    # dmash beats dr on every run of di and loses on every run of ode: P = 1 and 0 per task, and over
+    # both tasks the mean of the two (rliable averages the per-task Mann-Whitney statistics).
+    scores = {
+        "di": {"dmash": {"eval_out": {0: 80.0, 1: 90.0}}, "dr": {"eval_out": {0: 10.0, 1: 20.0}}},
+        "ode": {"dmash": {"eval_out": {0: 20.0, 1: 30.0}}, "dr": {"eval_out": {0: 150.0, 1: 160.0}}},
+    }
+    summary = summarise(scores, reps=REPS)
+    by_task = summary["improvement_by_task"]
+    assert by_task["di"]["eval_out"]["dr"]["value"] == 1.0 and by_task["di"]["eval_out"]["dr"]["tasks"] == ["di"]
+    assert by_task["ode"]["eval_out"]["dr"]["value"] == 0.0
+    assert summary["improvement"]["eval_out"]["dr"]["value"] == pytest.approx(0.5)
 
 
 def test_bootstraps_are_seeded_and_leave_the_global_generator_alone():
@@ -258,6 +273,8 @@ def test_tiny_grid_writes_markdown_json_and_plots(tiny_grid):
     assert "| dmash | 70.0 [" in table  # IQM [CI] of reacher_easy train
     assert "| dmash | +203.1% | +160.0% | +266.7% |" in table  # normalised gains vs dr: all, groups
     assert "| dmash vs | eval_out |\n|---|---|\n| dr | 1.00 [1.00, 1.00] |" in table  # PoI, eval_out by default
+    per_task = "| vs | reacher_easy eval_out | hopper_gym eval_out |\n|---|---|---|\n| dr | 1.00 [1.00, 1.00] | 1.00"
+    assert per_task in table and "| concat | 0.97 [" in table and "] | – |" in table  # concat: reacher_easy only
     assert "no natural bound" in table and "given by the user" in table
     rows = [line for line in table.splitlines() if line.startswith(("| dmash | 0.704 [", "| concat | 0.350 ["))]
     assert rows and all(("†" in row) == row.startswith("| concat") for row in rows)  # † where tasks are missing

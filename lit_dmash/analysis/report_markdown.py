@@ -77,7 +77,18 @@ def improvement_markdown(summary: Mapping[str, Any]) -> str:
     others = [m for m in summary["meta"]["methods"] if m != challenger]
     rows = [[other, *(_interval(improvement[s].get(other), 2) for s in splits)] for other in others]
     head = f"## Probability of improvement of {challenger} (normalised scores, 95% CI)\n\n"
-    return head + _table([f"{challenger} vs", *splits], rows)
+    return head + _table([f"{challenger} vs", *splits], rows) + _improvement_by_task(summary, others, splits)
+
+
+def _improvement_by_task(summary: Mapping[str, Any], others: list[str], splits: list[str]) -> str:
+    """The same per task (one column per task and split), for claims about one task."""
+    by_task = summary.get("improvement_by_task", {})
+    if len(by_task) < 2:  # one task: the table above already is that task's
+        return ""
+    columns = [(task, split) for task in by_task for split in splits]
+    rows = [[other, *(_interval(by_task[t][s].get(other), 2) for t, s in columns)] for other in others]
+    head = "\nPer task (that task's runs only)\n\n"
+    return head + _table(["vs", *(f"{t} {s}" for t, s in columns)], rows)
 
 
 def gains_markdown(summary: Mapping[str, Any]) -> str:
