@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+from conftest import FLOAT_ROUNDING
 
 from lit_dmash.agent.agent import Agent
 from lit_dmash.agent.spec import resolve
@@ -188,7 +189,7 @@ def test_alpha_starts_at_one_and_targets_start_equal():
 
 # Bit for bit, except DA: its networks' own hypernetworks read the true context through a product
 # whose rounding depends on the stack (differences ~1e-10 after a few updates).
-SEED_TOLERANCE = {"da": {"rtol": 1e-5, "atol": 1e-6}}
+SEED_TOLERANCE = {"da": FLOAT_ROUNDING}
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))

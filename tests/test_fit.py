@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import REPO, TINY_ARGS, TINY_CLI, quiet_trainer, run_cli, tiny_module
+from conftest import FLOAT_ROUNDING, REPO, TINY_ARGS, TINY_CLI, quiet_trainer, run_cli, tiny_module
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
@@ -250,4 +250,4 @@ def test_a_seed_trained_in_a_batch_is_the_seed_trained_alone(method, tmp_path):
         runs[len(seeds)] = module.agent.state_dict()
     for (name, alone), batched in zip(runs[1].items(), runs[2].values(), strict=True):
         if batched.dim() and batched.shape[0] == 2 and name != "rng.keys":
-            torch.testing.assert_close(batched[1], alone[0], rtol=1e-5, atol=1e-6, msg=name)
+            torch.testing.assert_close(batched[1], alone[0], **FLOAT_ROUNDING, msg=name)
