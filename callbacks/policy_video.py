@@ -34,8 +34,8 @@ class PolicyVideo(EveryNUpdates):
     on global rank 0 only. The other seeds' envs are stepped too (the agent acts for all seeds at
     once) but not drawn.
 
-    Cost (2-core CPU, `python -m lit_dmash fit -c conf/quickstart.yaml` with and without
-    `--trainer.callbacks+=callbacks.PolicyVideo`): measured in bench/README.md (Videos); off unless added.
+    Cost: `python bench/quickstart.py --variants plain video` times the main job with and without
+    it; off unless added.
 
     Args:
         every_n_updates: Updates between videos (0: only at the end of training).

@@ -12,7 +12,7 @@ from torch import nn
 from lit_dmash.nets.adapters import AdapterSpec, HyperNetwork
 from lit_dmash.nets.encoder import ContextEncoder, EncoderSpec, avg_l1_norm, eval_slots, sim_norm
 from lit_dmash.nets.ensemble import EnsembleLinear, EnsembleLSTM, init_members
-from lit_dmash.nets.rng import SeedRandom, mix32
+from lit_dmash.nets.rng import SeedRandom, mix32, mix32_int
 
 
 def test_mix32_is_a_bijection_on_a_sample_and_stays_in_32_bits():
@@ -34,7 +34,20 @@ def test_mix32_equals_lowbias32_on_python_integers():
         return x ^ (x >> 16)
 
     x = torch.cat([torch.tensor([0, 1, 2**31, 2**32 - 1]), torch.randint(0, 2**32, (4000,), dtype=torch.int64)])
-    assert mix32(x).tolist() == [lowbias32(v) for v in x.tolist()]
+    assert mix32(x).tolist() == [lowbias32(v) for v in x.tolist()] == [mix32_int(v) for v in x.tolist()]
+
+
+def test_bits_are_the_documented_hash_of_seed_key_counter_and_index():
+    """Element j of draw c of a seed with key k is mix(mix(j) ^ mix(k ^ mix(c))), on Python integers;
+    the CPU path (keys of a draw in Python) and the device path (tensor ops) give the same draws."""
+    rng = SeedRandom([3, 2**32 - 1], stream=1)
+    keys = rng.keys.tolist()
+    rng.bits((2,))
+    rng.counter.fill_(2**32 + 6)  # the counter is hashed modulo 2**32
+    expected = [[mix32_int(mix32_int(j) ^ mix32_int(k ^ mix32_int(6))) for j in range(12)] for k in keys]
+    assert torch.equal(rng._draw_keys(), rng._draw_keys_on_device())
+    assert rng.bits((3, 4)).reshape(2, 12).tolist() == expected
+    assert int(rng.counter) == 2**32 + 7
 
 
 def test_seed_streams_do_not_depend_on_the_other_seeds():

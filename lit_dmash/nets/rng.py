@@ -37,10 +37,25 @@ def _mul32(x: torch.Tensor, constant: int) -> torch.Tensor:
 
 def mix32(x: torch.Tensor) -> torch.Tensor:
     """A bijective 32-bit hash (`lowbias32`) of int64 tensors holding values in [0, 2**32)."""
-    x = x ^ (x >> 16)
-    x = _mul32(x, 0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = _mul32(x, 0x846CA68B)
+    return _mix32_(x.clone())
+
+
+def _mix32_(x: torch.Tensor) -> torch.Tensor:
+    """`mix32` in place: a draw's big tensor is hashed without a new tensor per operation."""
+    x ^= x >> 16
+    x.mul_(0x7FEB352D).bitwise_and_(_MASK32)  # `_mul32` in place
+    x ^= x >> 15
+    x.mul_(0x846CA68B).bitwise_and_(_MASK32)
+    x ^= x >> 16
+    return x
+
+
+def mix32_int(x: int) -> int:
+    """`mix32` of one Python integer in [0, 2**32)."""
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & _MASK32
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & _MASK32
     return x ^ (x >> 16)
 
 
@@ -69,16 +84,31 @@ class SeedRandom(nn.Module):
         """Uniform 32-bit integers `[S, *shape]` (int64), then advance the counter."""
         shape = tuple(shape)
         count = math.prod(shape)
-        base = mix32(self.keys ^ mix32(self.counter & _MASK32))  # [S]
-        out = mix32(self._hashed(count).unsqueeze(0) ^ base.unsqueeze(1))
+        out = _mix32_(self._hashed(count).unsqueeze(0) ^ self._draw_keys().unsqueeze(1))
         self.counter.add_(1)
         return out.reshape(self.num_seeds, *shape)
+
+    def _draw_keys(self) -> torch.Tensor:
+        """`mix32(keys ^ mix32(counter))` `[S]`: each seed's key for this draw.
+
+        On the CPU in Python integers (`counter` is read without a device sync there): ~20 fewer
+        tensor operations per draw, which is ~5 % of a 64-wide update's time. Elsewhere as tensor
+        operations, so the draw stays capturable in a CUDA graph.
+        """
+        if self.counter.device.type != "cpu":
+            return self._draw_keys_on_device()
+        counter = mix32_int(int(self.counter) & _MASK32)
+        keys = [mix32_int(key ^ counter) for key in self.keys.tolist()]
+        return torch.tensor(keys, dtype=torch.int64)
+
+    def _draw_keys_on_device(self) -> torch.Tensor:
+        return mix32(self.keys ^ mix32(self.counter & _MASK32))
 
     def _hashed(self, count: int) -> torch.Tensor:
         key = (count, self.keys.device)
         hashed = self._hashed_index.get(key)
         if hashed is None:
-            hashed = mix32(torch.arange(count, device=self.keys.device, dtype=torch.int64))
+            hashed = _mix32_(torch.arange(count, device=self.keys.device, dtype=torch.int64))
             self._hashed_index[key] = hashed
         return hashed
 
