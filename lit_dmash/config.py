@@ -75,8 +75,12 @@ class ProtocolConfig:
         warm_up: Before every training episode after learning starts (and every evaluation
             episode), roll K unscored steps with the deterministic policy in the same context to fill
             the window, then reset (the authors' `context_warm_up`).
-        steps_per_batch: Vector steps (each with its update) per Lightning training step; more
-            amortises Lightning's per-step overhead, the result is the same.
+        steps_per_batch: Vector steps (each with its update) per Lightning training step, n; more
+            amortises Lightning's per-step overhead (a millisecond or so on a CPU, which matters for
+            small networks: the main job runs n = 10), the training is the same. Callbacks run
+            between Lightning steps, and after the first update a step ends at updates 1, 1 + n,
+            1 + 2n, ..., so an evaluation every `k * n` updates still sees the authors' t = 0,
+            k * n, ...; with another period it runs at the first step end after its due point.
         compile: `none` (eager), or a `torch.compile` mode for the losses: `default`, or
             `reduce-overhead` (CUDA graphs on a GPU). Opt-in: not yet measured on a GPU here.
     """

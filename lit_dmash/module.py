@@ -218,9 +218,12 @@ class ContextualSAC(L.LightningModule):
         if self._rollback is None:
             self._rollback = Rollback(self.agent, optimizers.as_list())
         for _ in range(self.protocol.steps_per_batch):
-            if self._iterate(optimizers).t >= self.protocol.total_steps:
+            done = self._iterate(optimizers)
+            if done.t >= self.protocol.total_steps:
                 self.trainer.should_stop = True  # before logging: the last step is always logged
                 break
+            if done.metrics is not None and (self.updates - 1) % self.protocol.steps_per_batch == 0:
+                break  # batches end at updates 1, 1 + n, 1 + 2n, ...: see ProtocolConfig.steps_per_batch
         log_step(self)
 
     def _iterate(self, optimizers: Optimizers) -> build.Iteration:

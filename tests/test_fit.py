@@ -136,6 +136,25 @@ def test_every_arm_fits_on_every_task(task, tmp_path):
         assert len(saved["evaluations"][-1]["splits"]["eval_out"]["per_context"]) == 2, method
 
 
+def test_steps_per_batch_changes_neither_the_training_nor_when_evaluations_run(tmp_path):
+    """n = 4 vector steps per Lightning step against n = 1: the same weights and the same evaluations at
+    the same updates (every 8 updates: after t = 0 and t = 8, and at the end), as ProtocolConfig says."""
+    runs = {}
+    for n in (1, 4):
+        root = tmp_path / f"n{n}"
+        proc = run_cli(*TINY_CLI, f"--trainer.default_root_dir={root}", f"--model.protocol.steps_per_batch={n}")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        (checkpoint,) = root.glob("lightning_logs/version_0/checkpoints/last.ckpt")
+        weights = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+        runs[n] = (json.loads((root / "seed0" / "eval.json").read_text())["evaluations"], weights)
+    (evals_1, weights_1), (evals_4, weights_4) = runs[1], runs[4]
+    assert [e["updates"] for e in evals_4] == [e["updates"] for e in evals_1] == [1, 9, 11]
+    assert [e["splits"] for e in evals_4] == [e["splits"] for e in evals_1]
+    assert weights_4.keys() == weights_1.keys()
+    for key in weights_1:
+        torch.testing.assert_close(weights_4[key], weights_1[key], rtol=0, atol=0, msg=key)
+
+
 def _cli_error(tmp_path, capsys, *args: str) -> str:
     """The CLI's stderr for bad input, after checking it stopped before any run started."""
     with pytest.raises(SystemExit) as exit_info:
