@@ -64,7 +64,7 @@ class TrainingProgress(TQDMProgressBar):
     def _position(pl_module: L.LightningModule) -> int:
         collector = pl_module.collector
         steps = collector.vector_steps if collector is not None else 0
-        return steps // pl_module.protocol.steps_per_batch
+        return math.ceil(steps / pl_module.protocol.steps_per_batch)  # a last, shorter step ends on the total
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         items: dict[str, Any] = {"updates": f"{pl_module.updates:,}", "frames": f"{pl_module.env_frames:,}"}
