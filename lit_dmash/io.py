@@ -86,7 +86,7 @@ class BenchRecord:
     (a commit made while a long bench runs is not what ran); `finish()` reads the date and the load
     at the end. The 1/5/15-minute load average at both ends is there because a second busy process
     slows a 2-core machine ~1.5x, and a reader of a timing needs to know; the CPU model because the
-    same 2-core setting has timed the main job at 0.09 and at 0.18 s per update on two CPUs.
+    same 2-core setting has timed the paper-sized ODE run at 0.09 and at 0.18 s per update on two CPUs.
     """
 
     def __init__(self, command: str, repo: str | Path | None = None) -> None:
