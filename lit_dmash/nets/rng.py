@@ -23,16 +23,17 @@ import torch
 from torch import nn
 
 _MASK32 = 0xFFFFFFFF
+_LOWBIAS32 = (0x7FEB352D, 0x846CA68B)  # lowbias32's two multipliers
 
 
-def _mul32(x: torch.Tensor, constant: int) -> torch.Tensor:
-    """`x * constant mod 2**32` for `x` in [0, 2**32).
+def _mul32_(x: torch.Tensor, constant: int) -> torch.Tensor:
+    """`x = x * constant mod 2**32` in place, for `x` in [0, 2**32).
 
     The int64 product of two 32-bit words can exceed 2**63; torch's int64 multiply wraps around
     modulo 2**64 (two's complement), which leaves the low 32 bits exact (tested against Python
     integers), so one multiply and one mask do it.
     """
-    return (x * constant) & _MASK32
+    return x.mul_(constant).bitwise_and_(_MASK32)
 
 
 def mix32(x: torch.Tensor) -> torch.Tensor:
@@ -43,9 +44,9 @@ def mix32(x: torch.Tensor) -> torch.Tensor:
 def _mix32_(x: torch.Tensor) -> torch.Tensor:
     """`mix32` in place: a draw's big tensor is hashed without a new tensor per operation."""
     x ^= x >> 16
-    x.mul_(0x7FEB352D).bitwise_and_(_MASK32)  # `_mul32` in place
+    _mul32_(x, _LOWBIAS32[0])
     x ^= x >> 15
-    x.mul_(0x846CA68B).bitwise_and_(_MASK32)
+    _mul32_(x, _LOWBIAS32[1])
     x ^= x >> 16
     return x
 
@@ -53,9 +54,9 @@ def _mix32_(x: torch.Tensor) -> torch.Tensor:
 def mix32_int(x: int) -> int:
     """`mix32` of one Python integer in [0, 2**32)."""
     x ^= x >> 16
-    x = (x * 0x7FEB352D) & _MASK32
+    x = (x * _LOWBIAS32[0]) & _MASK32
     x ^= x >> 15
-    x = (x * 0x846CA68B) & _MASK32
+    x = (x * _LOWBIAS32[1]) & _MASK32
     return x ^ (x >> 16)
 
 
