@@ -295,6 +295,43 @@ def test_a_nonfinite_loss_leaves_the_run_untouched(poisoned, earlier_updates):
     update(agent, make_batch(seed=10), optimizers, 1, rollback=rollback)
 
 
+def test_rollback_keeps_up_with_optimiser_states_created_undone_and_loaded():
+    """`Rollback` keeps its list of state tensors between updates; each bad update below must still
+    find every state as it was: after states an undone update had created come back at the next
+    good one, and after the optimisers load a state dict (what resuming a run does)."""
+    from lit_dmash.agent.rollback import Rollback
+    from lit_dmash.agent.update import EAGER, Losses, NonFiniteError
+
+    agent = make_agent("dmash")
+    optimizers = make_optimizers(agent)
+    rollback = Rollback(agent, optimizers.as_list())
+
+    def bad_update(poisoned: str, step: int) -> None:
+        before = _snapshot(agent, optimizers)
+        losses = Losses(**{poisoned: _poisoned(getattr(EAGER, poisoned))})
+        with pytest.raises(NonFiniteError):
+            update(agent, make_batch(seed=20 + step), optimizers, step, losses=losses, rollback=rollback)
+        params, states = _snapshot(agent, optimizers)
+        for key, value in before[0].items():
+            assert torch.equal(params[key], value), (poisoned, step, key)
+        for now, then in zip(states, before[1], strict=True):
+            assert now.keys() == then.keys(), (poisoned, step)
+            for index, entry in then.items():
+                for name, value in entry.items():
+                    assert torch.equal(now[index][name], value), (poisoned, step, index, name)
+
+    bad_update("alpha", 0)  # dynamics, critic and actor states created, then undone
+    update(agent, make_batch(seed=1), optimizers, 1, rollback=rollback)  # dynamics and critic states back
+    bad_update("critic", 1)
+    update(agent, make_batch(seed=2), optimizers, 2, rollback=rollback)  # every state exists now
+    bad_update("actor", 2)
+    update(agent, make_batch(seed=3), optimizers, 3, rollback=rollback)
+    for opt in optimizers.as_list():  # a resumed run: new state tensors, equal values
+        opt.load_state_dict(copy.deepcopy(opt.state_dict()))
+    update(agent, make_batch(seed=4), optimizers, 4, rollback=rollback)  # moves only the new tensors
+    bad_update("critic", 5)
+
+
 CHANGED_CONTEXT = {  # a value away from the default for every context field but `window`
     "leak_free": True,
     "select_fraction": 0.5,
