@@ -81,7 +81,7 @@ class ZeroShotEvaluation(EveryNUpdates):
 
     @rank_zero_only
     def run(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        results = {split: pl_module.evaluate(split, self.episodes) for split in self.splits or pl_module.split_names}
+        results = pl_module.evaluate_splits(self.splits or pl_module.split_names, self.episodes)
         metrics: dict[str, float] = {}
         for i, seed in enumerate(pl_module.seeds):
             splits = {split: split_entry(r["returns"][i], r["contexts"][i]) for split, r in results.items()}

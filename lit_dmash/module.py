@@ -37,7 +37,7 @@ from lit_dmash.config import ContextConfig, EnvConfig, ProtocolConfig, SACConfig
 from lit_dmash.envs.simulators import SimulationFailure
 from lit_dmash.errors import ConfigError, check_choice
 from lit_dmash.experience.collector import Collector
-from lit_dmash.experience.rollout import SeedEnvs, run_episodes
+from lit_dmash.experience.rollout import EnvGroup, SeedEnvs, run_episodes
 from lit_dmash.memory import check_buffer_fits
 from lit_dmash.methods import Method, get_method
 from lit_dmash.names import seed_folder
@@ -293,23 +293,32 @@ class ContextualSAC(L.LightningModule):
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
     def evaluate(self, split: str, episodes: int, warm_up: bool | None = None) -> dict[str, torch.Tensor]:
-        """The authors' evaluation on `split`: one sub-env per context, `episodes` each.
+        """The authors' evaluation on `split`: `returns [S, C, episodes]`, `contexts [S, C, c]`."""
+        return self.evaluate_splits([split], episodes, warm_up)[split]
 
-        Returns `returns [S, C, episodes]` and `contexts [S, C, c]`. Every evaluation rebuilds its
-        envs from the run's seeds, so every evaluation (and a `test` of a checkpoint) sees the same
-        start states.
+    @torch.no_grad()
+    def evaluate_splits(
+        self, splits: Sequence[str], episodes: int, warm_up: bool | None = None
+    ) -> dict[str, dict[str, torch.Tensor]]:
+        """The authors' evaluation on each split: one sub-env per context, `episodes` each.
+
+        The splits step together (`EnvGroup`: one policy pass per step for all), each scoring what
+        it scores alone. Every evaluation rebuilds its envs from the run's seeds, so every
+        evaluation (and a `test` of a checkpoint) sees the same start states.
         """
-        if split not in self.split_names:
-            raise ConfigError("split", split, f"the task defines splits {self.split_names}")
-        envs = self.make_envs(split, num_envs=self.env_cfg.contexts_per_split)
+        for split in splits:
+            if split not in self.split_names:
+                raise ConfigError("split", split, f"the task defines splits {self.split_names}")
+        group = EnvGroup([self.make_envs(split, num_envs=self.env_cfg.contexts_per_split) for split in splits])
         try:
             warm = self.protocol.warm_up if warm_up is None else warm_up
-            return run_episodes(self.agent, envs, self.spec.window, episodes, warm)
+            out = run_episodes(self.agent, group, self.spec.window, episodes, warm)
         except SimulationFailure as failure:  # an episode's return would be made up: never skipped
-            index = failure.seed_index or 0
+            index, split = failure.seed_index or 0, splits[getattr(failure, "part_index", 0)]
             raise NonFiniteError(f"{failure} (seed {self.seeds[index]}) while evaluating split {split}") from failure
         finally:
-            envs.close()
+            group.close()
+        return dict(zip(splits, group.per_part(out), strict=True))
 
     # ------------------------------------------------------------------ test (`python -m lit_dmash test`)
     def test_dataloader(self) -> list[int]:
@@ -319,7 +328,7 @@ class ContextualSAC(L.LightningModule):
         """Evaluate the loaded agent on `test_splits`; write `seed<k>/test.json` and log `test/<split>/return`."""
         from lit_dmash.records import write_test_results
 
-        results = {split: self.evaluate(split, self.test_episodes) for split in self.test_splits or self.split_names}
+        results = self.evaluate_splits(self.test_splits or self.split_names, self.test_episodes)
         metrics = write_test_results(self, results)
         for logger in self.loggers:
             logger.log_metrics(metrics, step=self.env_frames)

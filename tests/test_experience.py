@@ -12,7 +12,7 @@ from lit_dmash.agent.update import NonFiniteError
 from lit_dmash.build import agent_spec, make_agent, make_collector, make_envs, make_replay
 from lit_dmash.config import EnvConfig, ProtocolConfig, SACConfig
 from lit_dmash.experience.replay import EpisodeReplay
-from lit_dmash.experience.rollout import ContextWindow, SeedEnvs, run_episodes
+from lit_dmash.experience.rollout import ContextWindow, EnvGroup, SeedEnvs, run_episodes
 
 # --- EpisodeReplay, filled with known values --------------------------------------------------------
 #
@@ -353,3 +353,71 @@ def test_run_episodes_acts_on_the_window_of_the_episode():
         result = fresh.step(action)
         window.push(obs, action, result.next_obs)
         obs, context = result.next_obs, result.context
+
+
+def _split_envs(task: str, split: str, seeds=(0, 1), horizon: int = 5, terminate_after: int | None = None) -> SeedEnvs:
+    env = EnvConfig(name=task, num_envs=2, contexts_per_split=2, horizon=horizon)
+    envs = make_envs(env, split, seeds)
+    if terminate_after is not None:
+        envs = SeedEnvs([TransformedEnv(e, terminates_after(terminate_after)) for e in envs.envs])
+    return envs
+
+
+def test_splits_evaluated_as_one_group_score_what_each_scores_alone():
+    """`EnvGroup` (one policy pass per step for every split) changes no split's returns: each
+    part keeps its envs' start states, and the policy is row-wise, bit for bit."""
+    splits = ["train", "eval_in", "eval_out"]
+    agent = build(task="ode", horizon=5)[1]
+    with torch.no_grad():  # actions away from an untrained policy's near-zero ones
+        for p in agent.actor.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    alone = [run_episodes(agent, _split_envs("ode", split), agent.spec.window, episodes=2) for split in splits]
+    group = EnvGroup([_split_envs("ode", split) for split in splits])
+    together = run_episodes(agent, group, agent.spec.window, episodes=2)
+    for key in ("returns", "contexts"):
+        for part, own in zip(group.split_rows(together[key]), alone, strict=True):
+            assert torch.equal(part, own[key]), key
+    assert together["returns"].abs().sum() > 0, "a comparison of returns needs rewards that are not all zero"
+
+
+def test_a_split_whose_episode_ends_early_stops_while_the_others_go_on():
+    """A part whose sub-env terminates ends its scored episode there, as alone (one more step
+    would move its envs' state); the other parts play their whole horizon."""
+    agent = build(task="ode", horizon=6)[1]
+    alone_short = run_episodes(agent, _split_envs("ode", "train", horizon=6, terminate_after=2), agent.spec.window, 2)
+    alone_full = run_episodes(agent, _split_envs("ode", "eval_out", horizon=6), agent.spec.window, 2)
+    short, full = _split_envs("ode", "train", horizon=6, terminate_after=2), _split_envs("ode", "eval_out", horizon=6)
+    short_steps, full_steps = record(short), record(full)
+    together = run_episodes(agent, EnvGroup([short, full]), agent.spec.window, 2)
+    k = agent.spec.window
+    assert len(short_steps) == 2 * (k + 2) and len(full_steps) == 2 * (k + 6)
+    assert torch.equal(together["returns"][:, :2], alone_short["returns"])
+    assert torch.equal(together["returns"][:, 2:], alone_full["returns"])
+
+
+def test_an_env_group_refuses_parts_of_different_shapes():
+    with pytest.raises(ValueError, match="parts differ in horizon"):
+        EnvGroup([_split_envs("ode", "train", horizon=5), _split_envs("ode", "train", horizon=6)])
+
+
+def terminates_after(steps: int):
+    """A real TorchRL transform that terminates every sub-env `steps` steps after each reset."""
+    from torchrl.envs import Transform
+
+    class TerminatesAfter(Transform):
+        def __init__(self) -> None:
+            super().__init__(in_keys=[], out_keys=[])
+            self.count = 0
+
+        def _reset(self, tensordict, tensordict_reset):
+            self.count = 0
+            return tensordict_reset
+
+        def _step(self, tensordict, next_tensordict):
+            self.count += 1
+            if self.count >= steps:
+                for key in ("terminated", "done"):
+                    next_tensordict.set(key, torch.ones_like(next_tensordict[key]))
+            return next_tensordict
+
+    return TerminatesAfter()

@@ -6,6 +6,9 @@ states and, for `ode_k`, its own contexts) and steps them as one `[S, n, ...]` b
 of `(reset obs, 0, reset obs)` and is *not* cleared at resets: during the random phase it
 carries over between episodes of the same context, after it the warm-up refills it.
 
+`EnvGroup` steps several `SeedEnvs` (a task's splits) as one batch, so that one policy pass per
+step serves every split of an evaluation.
+
 `warm_up` is the authors' `fill_context_window`: reset, K steps with the deterministic policy
 pushed into the window only (no replay, no score, no frame count), then the caller resets
 again. `run_episodes` is their evaluation: per episode a reset, the warm-up, a reset, then one
@@ -75,9 +78,95 @@ class SeedEnvs:
             context=stack("context"),
         )
 
+    def episode_over(self, result: StepResult) -> bool:
+        """Whether the scored episode stops after this step: when any sub-env's does, as the
+        authors' evaluation loop stops (the paper's tasks never terminate: all truncate together)."""
+        return bool(result.done.any())
+
     def close(self) -> None:
         for env in self.envs:
             env.close()
+
+
+class EnvGroup:
+    """Several `SeedEnvs` (a task's splits) stepped as one `[S, n_1 + n_2 + ..., ...]` batch.
+
+    Evaluating splits one after another runs one policy pass per split and step; grouped, one pass
+    serves them all (the quick start's three splits: ~1/3 of the passes). Each part keeps its own
+    envs, hence its own start states, and the policy is row-wise (a row's action does not depend on
+    the other rows), so every part scores what it scores alone (`tests/test_experience.py`). A part
+    whose episode is over (`SeedEnvs.episode_over`) is no longer stepped while the others go on:
+    its rows then read zeros (reward 0, done), which nothing counts.
+    """
+
+    def __init__(self, parts: Sequence[SeedEnvs]) -> None:
+        self.parts = list(parts)
+        first = self.parts[0]
+        for name in ("obs_dim", "context_dim", "action_dim", "horizon", "action_low", "action_high"):
+            values = {getattr(part, name) for part in self.parts}
+            if len(values) > 1:
+                raise ValueError(f"EnvGroup: parts differ in {name}: {sorted(values, key=str)}")
+        self.obs_dim, self.context_dim, self.action_dim = first.obs_dim, first.context_dim, first.action_dim
+        self.action_low, self.action_high, self.horizon = first.action_low, first.action_high, first.horizon
+        self.sizes = [part.num_envs for part in self.parts]
+        self.num_envs = sum(self.sizes)
+        self.running = [True] * len(self.parts)
+
+    def reset(self) -> tuple[torch.Tensor, torch.Tensor]:
+        self.running = [True] * len(self.parts)
+        obs, context = zip(*(part.reset() for part in self.parts), strict=True)
+        return torch.cat(obs, dim=1), torch.cat(context, dim=1)
+
+    def step(self, action: torch.Tensor) -> StepResult:
+        """Step the running parts; a `SimulationFailure` also says which part (`part_index`)."""
+        results = []
+        for index, (part, chunk) in enumerate(zip(self.parts, action.split(self.sizes, dim=1), strict=True)):
+            if not self.running[index]:
+                results.append(self._idle(part, chunk))
+                continue
+            try:
+                results.append(part.step(chunk))
+            except SimulationFailure as failure:
+                failure.part_index = index
+                raise
+        cat = lambda name: torch.cat([getattr(r, name) for r in results], dim=1)  # noqa: E731
+        return StepResult(cat("next_obs"), cat("reward"), cat("terminated"), cat("truncated"), cat("context"))
+
+    def episode_over(self, result: StepResult) -> bool:
+        """Mark the parts whose episode is over; True once every part's is."""
+        for index, part in enumerate(self.parts):
+            if self.running[index] and part.episode_over(self._rows(result, index)):
+                self.running[index] = False
+        return not any(self.running)
+
+    def _rows(self, result: StepResult, index: int) -> StepResult:
+        """Part `index`'s rows of a grouped step."""
+        fields = (result.next_obs, result.reward, result.terminated, result.truncated, result.context)
+        return StepResult(*(x.split(self.sizes, dim=1)[index] for x in fields))
+
+    def _idle(self, part: SeedEnvs, chunk: torch.Tensor) -> StepResult:
+        seeds, n = chunk.shape[:2]
+        ended = torch.ones(seeds, n, dtype=torch.bool)
+        return StepResult(
+            next_obs=torch.zeros(seeds, n, part.obs_dim),
+            reward=torch.zeros(seeds, n),
+            terminated=torch.zeros_like(ended),
+            truncated=ended,
+            context=torch.zeros(seeds, n, part.context_dim),
+        )
+
+    def split_rows(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """`x [S, n_1 + n_2 + ..., ...]` as one tensor per part."""
+        return list(x.split(self.sizes, dim=1))
+
+    def per_part(self, out: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        """`run_episodes`' output on the group as one output per part."""
+        rows = {key: self.split_rows(value) for key, value in out.items()}
+        return [{key: value[index] for key, value in rows.items()} for index in range(len(self.parts))]
+
+    def close(self) -> None:
+        for part in self.parts:
+            part.close()
 
 
 class ContextWindow:
@@ -117,7 +206,7 @@ def act(agent: Agent, obs: torch.Tensor, window: ContextWindow, context: torch.T
     return agent.act(obs.to(device), deterministic=deterministic, **policy_inputs(agent, window, context))
 
 
-def warm_up(agent: Agent, envs: SeedEnvs, window: ContextWindow) -> None:
+def warm_up(agent: Agent, envs: SeedEnvs | EnvGroup, window: ContextWindow) -> None:
     """Reset, then K deterministic steps pushed into the window only (the caller resets again)."""
     obs, context = envs.reset()
     for _ in range(window.length):
@@ -128,7 +217,7 @@ def warm_up(agent: Agent, envs: SeedEnvs, window: ContextWindow) -> None:
 
 
 @torch.no_grad()
-def run_episodes(agent: Agent, envs: SeedEnvs, window_length: int, episodes: int, warm: bool = True) -> dict:
+def run_episodes(agent: Agent, envs: SeedEnvs | EnvGroup, window_length: int, episodes: int, warm: bool = True) -> dict:
     """The authors' evaluation: `episodes` scored episodes per sub-env, deterministic actions.
 
     Returns `returns [S, n, episodes]` and `contexts [S, n, c]` (of the first episode; the paper's
@@ -149,7 +238,7 @@ def run_episodes(agent: Agent, envs: SeedEnvs, window_length: int, episodes: int
             total += result.reward.cpu()
             window.push(obs, action, result.next_obs)
             obs, context = result.next_obs, result.context
-            if result.done.any():
+            if envs.episode_over(result):
                 break
         returns.append(total)
     return {"returns": torch.stack(returns, dim=-1), "contexts": contexts.cpu()}
