@@ -78,10 +78,11 @@ class SeedEnvs:
             context=stack("context"),
         )
 
-    def episode_over(self, result: StepResult) -> bool:
-        """Whether the scored episode stops after this step: when any sub-env's does, as the
-        authors' evaluation loop stops (the paper's tasks never terminate: all truncate together)."""
-        return bool(result.done.any())
+    def episode_over(self, done: torch.Tensor) -> bool:
+        """Whether the scored episode stops after a step that ended `done [S, n]`: when any
+        sub-env's does, as the authors' evaluation loop stops (the paper's tasks never terminate:
+        all truncate together)."""
+        return bool(done.any())
 
     def close(self) -> None:
         for env in self.envs:
@@ -132,17 +133,12 @@ class EnvGroup:
         cat = lambda name: torch.cat([getattr(r, name) for r in results], dim=1)  # noqa: E731
         return StepResult(cat("next_obs"), cat("reward"), cat("terminated"), cat("truncated"), cat("context"))
 
-    def episode_over(self, result: StepResult) -> bool:
+    def episode_over(self, done: torch.Tensor) -> bool:
         """Mark the parts whose episode is over; True once every part's is."""
-        for index, part in enumerate(self.parts):
-            if self.running[index] and part.episode_over(self._rows(result, index)):
+        for index, (part, part_done) in enumerate(zip(self.parts, self.split_rows(done), strict=True)):
+            if self.running[index] and part.episode_over(part_done):
                 self.running[index] = False
         return not any(self.running)
-
-    def _rows(self, result: StepResult, index: int) -> StepResult:
-        """Part `index`'s rows of a grouped step."""
-        fields = (result.next_obs, result.reward, result.terminated, result.truncated, result.context)
-        return StepResult(*(x.split(self.sizes, dim=1)[index] for x in fields))
 
     def _idle(self, part: SeedEnvs, chunk: torch.Tensor) -> StepResult:
         seeds, n = chunk.shape[:2]
@@ -238,7 +234,7 @@ def run_episodes(agent: Agent, envs: SeedEnvs | EnvGroup, window_length: int, ep
             total += result.reward.cpu()
             window.push(obs, action, result.next_obs)
             obs, context = result.next_obs, result.context
-            if envs.episode_over(result):
+            if envs.episode_over(result.done):
                 break
         returns.append(total)
     return {"returns": torch.stack(returns, dim=-1), "contexts": contexts.cpu()}
