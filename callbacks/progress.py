@@ -60,6 +60,15 @@ class TrainingProgress(TQDMProgressBar):
             bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
             bar.refresh()
 
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # The final evaluation runs in ZeroShotEvaluation.on_train_end, before this hook (the CLI
+        # puts the bar after the user's callbacks): the bar's last frame shows its AER, not the
+        # previous evaluation's.
+        bar = self.train_progress_bar
+        if bar is not None:
+            bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
+        super().on_train_end(trainer, pl_module)
+
     @staticmethod
     def _position(pl_module: L.LightningModule) -> int:
         collector = pl_module.collector

@@ -142,3 +142,18 @@ def test_two_process_ddp_fit_trains_one_model_and_gathers_from_both_ranks(tmp_pa
     assert math.isfinite(across) and across > 0, "the ranks' actor gradients differ: they saw other data"
     assert (tmp_path / "seed0" / "eval.json").exists()
     assert (run / "checkpoints" / "last.ckpt").exists()
+
+
+def test_the_progress_bar_ends_on_the_final_evaluation(tmp_path):
+    """The final evaluation runs at the end of training, after the bar's last step: its last frame
+    shows that evaluation's AER (ODE pays a dense reward, so the two evaluations differ)."""
+    from callbacks.progress import TrainingProgress
+
+    module = tiny_module("dmash", task="ode", total_steps=6, env={"horizon": 10})
+    evaluation, bar = ZeroShotEvaluation(every_n_updates=100, episodes=1), TrainingProgress(refresh_rate=1)
+    quiet_trainer(tmp_path, enable_progress_bar=True, callbacks=[evaluation, bar]).fit(module)
+    first, last = evaluation.aer_at(0), evaluation.aer_at(-1)
+    assert (first["updates"], last["updates"]) == (1, 7)
+    shown = lambda aer: ", ".join(f"{split} {value:.1f}" for split, value in aer.items())  # noqa: E731
+    assert shown(first["aer"]) != shown(last["aer"]), "a test of the final frame needs two AERs that differ"
+    assert f"AER={shown(last['aer'])}" in bar.train_progress_bar.postfix
