@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes.util
+
 import lightning as L
 import numpy as np
 import pytest
@@ -118,6 +120,9 @@ def test_disabled_gl_is_one_clear_line(monkeypatch):
 
 
 @pytest.mark.integration
+@pytest.mark.skipif(
+    ctypes.util.find_library("OSMesa") is None, reason="no libOSMesa on this machine: apt-get install libosmesa6"
+)
 def test_backend_falls_back_to_osmesa_when_egl_fails(monkeypatch):
     monkeypatch.delenv("MUJOCO_GL", raising=False)
     monkeypatch.setenv("MUJOCO_EGL_DEVICE_ID", "999")  # no such device: the EGL probe fails
