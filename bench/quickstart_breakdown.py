@@ -6,7 +6,8 @@
 Runs `fit -c conf/quickstart.yaml` in this process (a fresh interpreter: the imports are timed
 from the script's first line) and splits its wall time into: the imports; the CLI's parsing and
 building until `fit` starts; the random phase (fit start to the end of the first update, less
-that update); the updates and the training-phase collection as the
+that update: the module's set-up of envs, replay and collector, the random steps, and the first
+learning step's warm-up and collection); the updates and the training-phase collection as the
 module times them (`ContextualSAC.timing`); each zero-shot evaluation; and the rest (Lightning's
 loop, logging, checkpoints, the end-of-run summary). Writes JSON with the command, commit, dirty
 flag, date, machine and load; prints a table. `bench/quickstart.py` times the same command as a
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
         "parts_s": {k: round(v, 3) for k, v in parts.items()},
         "evaluations_s": [round(e, 2) for e in evaluations],
         "ms_per_update": round(1e3 * module.timing["update_s"] / module.updates, 2),
-        "ms_per_training_step_collect": round(1e3 * training_collect_s / module.updates, 2),
+        "ms_per_training_step_collect": round(1e3 * training_collect_s / max(module.updates - 1, 1), 2),
     }
     atomic_write_json(args.out, report)
     print("| part | s |\n|---|---|")

@@ -303,21 +303,25 @@ class ContextualSAC(L.LightningModule):
         """The authors' evaluation on each split: one sub-env per context, `episodes` each.
 
         The splits step together (`EnvGroup`: one policy pass per step for all), each scoring what
-        it scores alone. Every evaluation rebuilds its envs from the run's seeds, so every
+        it scores alone (on the CPU bit for bit). Every evaluation rebuilds its envs from the run's seeds, so every
         evaluation (and a `test` of a checkpoint) sees the same start states.
         """
         for split in splits:
             if split not in self.split_names:
                 raise ConfigError("split", split, f"the task defines splits {self.split_names}")
-        group = EnvGroup([self.make_envs(split, num_envs=self.env_cfg.contexts_per_split) for split in splits])
+        parts: list[SeedEnvs] = []
         try:
+            for split in splits:
+                parts.append(self.make_envs(split, num_envs=self.env_cfg.contexts_per_split))
+            group = EnvGroup(parts)
             warm = self.protocol.warm_up if warm_up is None else warm_up
             out = run_episodes(self.agent, group, self.spec.window, episodes, warm)
         except SimulationFailure as failure:  # an episode's return would be made up: never skipped
             index, split = failure.seed_index or 0, splits[getattr(failure, "part_index", 0)]
             raise NonFiniteError(f"{failure} (seed {self.seeds[index]}) while evaluating split {split}") from failure
         finally:
-            group.close()
+            for part in parts:
+                part.close()
         return dict(zip(splits, group.per_part(out), strict=True))
 
     # ------------------------------------------------------------------ test (`python -m lit_dmash test`)

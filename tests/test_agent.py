@@ -323,6 +323,10 @@ def test_rollback_keeps_up_with_optimiser_states_created_undone_and_loaded():
     bad_update("alpha", 0)  # dynamics, critic and actor states created, then undone
     update(agent, make_batch(seed=1), optimizers, 1, rollback=rollback)  # dynamics and critic states back
     bad_update("critic", 1)
+    for opt in (optimizers.actor, optimizers.alpha):  # a mere read leaves empty entries, filled in place
+        for group in opt.param_groups:
+            for p in group["params"]:
+                assert not opt.state[p]
     update(agent, make_batch(seed=2), optimizers, 2, rollback=rollback)  # every state exists now
     bad_update("actor", 2)
     update(agent, make_batch(seed=3), optimizers, 3, rollback=rollback)

@@ -67,6 +67,11 @@ class Rollback:
             self._rng = {k: v.clone() for k, v in self.agent.rng.state_dict().items()}
 
     def _make_plan(self) -> _StatePlan:
+        # An empty entry (made by a mere read of `opt.state[p]`) would later be filled in place
+        # without changing len(opt.state): drop it, so that its filling rebuilds the plan.
+        for opt in self.optimizers:
+            for p in [p for p, state in opt.state.items() if not state]:
+                del opt.state[p]
         sources, copies, had_state = [], [], set()
         for p in self.params:
             state = self._state_of(p)

@@ -95,7 +95,9 @@ class EnvGroup:
     Evaluating splits one after another runs one policy pass per split and step; grouped, one pass
     serves them all (the quick start's three splits: ~1/3 of the passes). Each part keeps its own
     envs, hence its own start states, and the policy is row-wise (a row's action does not depend on
-    the other rows), so every part scores what it scores alone (`tests/test_experience.py`). A part
+    the other rows), so every part scores what it scores alone: bit for bit on the CPU
+    (`tests/test_experience.py`); on a GPU a matrix kernel chosen for the larger batch may round a
+    row's last bit differently. A part
     whose episode is over (`SeedEnvs.episode_over`) is no longer stepped while the others go on:
     its rows then read zeros (reward 0, done), which nothing counts.
     """
@@ -142,13 +144,13 @@ class EnvGroup:
 
     def _idle(self, part: SeedEnvs, chunk: torch.Tensor) -> StepResult:
         seeds, n = chunk.shape[:2]
-        ended = torch.ones(seeds, n, dtype=torch.bool)
+        ended = torch.ones(seeds, n, dtype=torch.bool, device=chunk.device)
         return StepResult(
-            next_obs=torch.zeros(seeds, n, part.obs_dim),
-            reward=torch.zeros(seeds, n),
+            next_obs=chunk.new_zeros(seeds, n, part.obs_dim),
+            reward=chunk.new_zeros(seeds, n),
             terminated=torch.zeros_like(ended),
             truncated=ended,
-            context=torch.zeros(seeds, n, part.context_dim),
+            context=chunk.new_zeros(seeds, n, part.context_dim),
         )
 
     def split_rows(self, x: torch.Tensor) -> list[torch.Tensor]:
