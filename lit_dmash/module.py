@@ -303,8 +303,8 @@ class ContextualSAC(L.LightningModule):
         """The authors' evaluation on each split: one sub-env per context, `episodes` each.
 
         The splits step together (`EnvGroup`: one policy pass per step for all), each scoring what
-        it scores alone (on the CPU bit for bit). Every evaluation rebuilds its envs from the run's seeds, so every
-        evaluation (and a `test` of a checkpoint) sees the same start states.
+        it scores alone (on the CPU bit for bit). Every evaluation rebuilds its envs from the run's
+        seeds, so every evaluation (and a `test` of a checkpoint) sees the same start states.
         """
         for split in splits:
             if split not in self.split_names:

@@ -53,7 +53,6 @@ class Rollback:
         self._param_copies = [torch.empty_like(p) for p in self.params]
         self._state_copies: dict[int, dict[str, torch.Tensor]] = {}  # per parameter, kept between saves
         self._plan: _StatePlan | None = None
-        self._had_state: set[int] = set()
         self._rng = agent.rng.state_dict()
 
     def save(self) -> None:
@@ -63,7 +62,6 @@ class Rollback:
                 self._plan = self._make_plan()
             if self._plan.sources:
                 torch._foreach_copy_(self._plan.copies, self._plan.sources)
-            self._had_state = self._plan.had_state
             self._rng = {k: v.clone() for k, v in self.agent.rng.state_dict().items()}
 
     def _make_plan(self) -> _StatePlan:
@@ -91,11 +89,12 @@ class Rollback:
     def restore(self) -> None:
         with torch.no_grad():
             torch._foreach_copy_(self.params, self._param_copies)
+            had_state = self._plan.had_state if self._plan is not None else set()
             for p in self.params:
                 opt = self._optimizer_of(p)
                 if opt is None:
                     continue
-                if id(p) not in self._had_state:  # created by this update's first step: forget it
+                if id(p) not in had_state:  # created by this update's first step: forget it
                     # (removed, not emptied: a state refilled in place would not change len(opt.state))
                     del opt.state[p]
                     continue
