@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from conftest import REPO, TINY_ARGS
 
 
 def load_script(name: str):
@@ -87,15 +87,13 @@ def _tiny_repo(tmp_path, ci_run: str):
 
 @pytest.mark.integration
 def test_quickstart_breakdown_splits_a_tiny_main_job_into_its_parts(tmp_path):
-    tiny = ["--model.env.num_envs=2", "--model.env.contexts_per_split=2", "--model.env.horizon=8"]
-    tiny += ["--model.protocol.random_steps=24", "--model.protocol.total_steps=6", "--model.protocol.steps_per_batch=1"]
-    tiny += ["--model.sac.hidden_dims=[8, 8]", "--model.sac.batch_size=8", "--model.context.window=3"]
+    tiny = [*TINY_ARGS, "--model.protocol.steps_per_batch=4"]  # as test_the_main_job_config_runs_at_tiny_size
     out = tmp_path / "breakdown.json"
     args = ["--out", str(out), "--root", str(tmp_path / "run"), *(f"--fit-arg={a}" for a in tiny)]
     report = load_script("quickstart_breakdown").main(args)
     saved = json.loads(out.read_text())
     assert saved["parts_s"] == report["parts_s"] and saved["commit"] and "working_tree_dirty" in saved
-    assert report["updates"] == 7 and len(report["evaluations_s"]) == 2  # after update 1 and at the end
+    assert report["updates"] == 11 and len(report["evaluations_s"]) == 3  # after updates 1 and 9, and at the end
     parts = report["parts_s"]
     assert all(parts[k] > 0 for k in ("imports_s", "setup_s", "random_phase_s", "updates_s")), parts
     assert parts["acting_and_env_s"] >= 0 and parts["rest_s"] >= 0, "the parts overlap"
