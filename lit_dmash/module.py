@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import itertools
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -34,10 +35,10 @@ from lit_dmash.agent.rollback import Rollback
 from lit_dmash.agent.spec import AgentSpec
 from lit_dmash.agent.update import EAGER, Batch, Losses, NonFiniteError, Optimizers
 from lit_dmash.config import ContextConfig, EnvConfig, ProtocolConfig, SACConfig, check_context_applies
-from lit_dmash.envs.simulators import SimulationFailure
 from lit_dmash.errors import ConfigError, check_choice
 from lit_dmash.experience.collector import Collector
-from lit_dmash.experience.rollout import EnvGroup, SeedEnvs, run_episodes
+from lit_dmash.experience.evaluation import evaluate_splits
+from lit_dmash.experience.rollout import SeedEnvs
 from lit_dmash.memory import check_buffer_fits
 from lit_dmash.methods import Method, get_method
 from lit_dmash.names import seed_folder
@@ -296,33 +297,18 @@ class ContextualSAC(L.LightningModule):
         """The authors' evaluation on `split`: `returns [S, C, episodes]`, `contexts [S, C, c]`."""
         return self.evaluate_splits([split], episodes, warm_up)[split]
 
-    @torch.no_grad()
     def evaluate_splits(
         self, splits: Sequence[str], episodes: int, warm_up: bool | None = None
     ) -> dict[str, dict[str, torch.Tensor]]:
-        """The authors' evaluation on each split: one sub-env per context, `episodes` each.
-
-        The splits step together (`EnvGroup`: one policy pass per step for all), each scoring what
-        it scores alone (on the CPU bit for bit). Every evaluation rebuilds its envs from the run's
-        seeds, so every evaluation (and a `test` of a checkpoint) sees the same start states.
-        """
+        """The authors' evaluation on each split, stepped together: one sub-env per context, `episodes`
+        each (`lit_dmash.experience.evaluation`). Every evaluation rebuilds its envs from the run's
+        seeds, so every evaluation (and a `test` of a checkpoint) sees the same start states."""
         for split in splits:
             if split not in self.split_names:
                 raise ConfigError("split", split, f"the task defines splits {self.split_names}")
-        parts: list[SeedEnvs] = []
-        try:
-            for split in splits:
-                parts.append(self.make_envs(split, num_envs=self.env_cfg.contexts_per_split))
-            group = EnvGroup(parts)
-            warm = self.protocol.warm_up if warm_up is None else warm_up
-            out = run_episodes(self.agent, group, self.spec.window, episodes, warm)
-        except SimulationFailure as failure:  # an episode's return would be made up: never skipped
-            index, split = failure.seed_index or 0, splits[getattr(failure, "part_index", 0)]
-            raise NonFiniteError(f"{failure} (seed {self.seeds[index]}) while evaluating split {split}") from failure
-        finally:
-            for part in parts:
-                part.close()
-        return dict(zip(splits, group.per_part(out), strict=True))
+        make = functools.partial(self.make_envs, num_envs=self.env_cfg.contexts_per_split)
+        warm = self.protocol.warm_up if warm_up is None else warm_up
+        return evaluate_splits(self.agent, make, splits, self.seeds, self.spec.window, episodes, warm)
 
     # ------------------------------------------------------------------ test (`python -m lit_dmash test`)
     def test_dataloader(self) -> list[int]:
