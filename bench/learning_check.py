@@ -10,8 +10,8 @@ episodes per split), and compares each arm's AER with the committed paper-budget
 update (`results/paper_budget/ode/<arm>/seed*/eval.json`): it passes when every arm reaches at
 least `--fraction` (default 0.8) of the lowest seed's train AER there.
 
-Why `dmash` at 5,001 updates: on `ode` it climbs from the untrained 34-62 to 138-148 by then on all
-three paper-budget seeds, so a broken dynamics model, encoder, hypernetwork, critic or actor update
+Why `dmash` at 5,001 updates: on `ode` it climbs from the untrained 34-62 to 118-150 by then on the
+three committed paper-budget seeds, so a broken dynamics model, encoder, hypernetwork, critic or actor update
 (all of which it uses) shows as a miss of ~2x. `dma_star` climbs alike (27-51 to 127-157 at 5,001)
 with an update ~3x cheaper, so `--arms dma_star` checks the encoder, dynamics model, critics and
 actor in ~3 minutes, but not the hypernetwork. `dr` is still flat at 5,001 (29-56, untrained 27-59)
