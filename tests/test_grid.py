@@ -204,6 +204,9 @@ def test_out_dir_of_the_other_layout_is_a_problem(tmp_path):
         ([], {"slurm": {"time": "soon"}}, "grid.slurm.time"),
         (["--launcher", "k8s"], {}, "launcher"),
         (["--workers", "0"], {}, "workers"),
+        (["--methods", "ppo"], {}, "grid.methods"),
+        (["--methods", "dr", "dr"], {}, "grid.methods"),
+        (["--tasks", "../di"], {}, "grid.tasks"),
     ],
 )
 def test_bad_grid_exits_with_one_line_before_any_run(tmp_path, capsys, cli, overrides, field):
@@ -211,6 +214,17 @@ def test_bad_grid_exits_with_one_line_before_any_run(tmp_path, capsys, cli, over
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.splitlines()) == 1 and f"invalid {field}=" in captured.err
     assert not (tmp_path / "grid").exists()
+
+
+def test_tasks_and_methods_from_the_command_line_select_jobs_where_the_full_grid_has_them(tmp_path):
+    file = _grid_file(tmp_path, config="conf/{task}/{method}.yaml")
+    full = GridSpec.load(file)
+    full.tasks, full.methods = ["di", "ode"], ["dr", "da"]
+    args = grid_cli._parser().parse_args(["-c", file, "--tasks", "ode", "--methods", "da"])
+    (job,) = grid_cli.load_with_overrides(args).jobs()
+    same = next(j for j in full.jobs() if (j.task, j.method) == ("ode", "da"))
+    assert (job.root, job.config, job.command()) == (same.root, same.config, same.command())
+    assert job.root == full.out / "ode" / "da" and job.config == REPO / "conf" / "ode" / "da.yaml"
 
 
 @pytest.mark.integration

@@ -22,6 +22,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--launcher", default=None, help=f"one of {', '.join(grid.LAUNCHERS)} (default: the grid's)")
     parser.add_argument("--workers", type=int, default=None, help="pool/submitit-local: jobs in parallel")
     parser.add_argument("--out-dir", default=None, help="override the grid's out_dir")
+    parser.add_argument(
+        "--tasks", nargs="+", default=None, help="run these tasks instead of the grid's (same out_dir layout)"
+    )
+    parser.add_argument(
+        "--methods", nargs="+", default=None, help="run these methods instead of the grid's (same out_dir layout)"
+    )
     parser.add_argument("--dry-run", action="store_true", help="print every job's command (and slurm settings)")
     parser.add_argument("--wait", action="store_true", help="slurm: wait for the jobs, report, aggregate")
     parser.add_argument("--no-aggregate", action="store_true", help="skip results.md / plots")
@@ -41,6 +47,13 @@ def load_with_overrides(args: argparse.Namespace) -> grid.GridSpec:
         spec.workers = args.workers
     if args.out_dir is not None:
         spec.out_dir = args.out_dir
+    # A slice of a grid (one arm on one task, an arm the file lacks) without copying its YAML: each
+    # job keeps the folder and fit arguments it has in the full grid, so it resumes there.
+    if args.tasks is not None:
+        spec.tasks = args.tasks
+    if args.methods is not None:
+        spec.methods = args.methods
+    spec.validate()
     return spec
 
 
