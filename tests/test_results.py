@@ -311,3 +311,16 @@ def test_every_shipped_grid_is_valid(grid):
     spec = GridSpec.load(grid)
     cells = sorted((job.task, job.variant, seed) for job in spec.jobs() for seed in job.seeds)
     assert cells == sorted(itertools.product(spec.tasks, spec.methods, spec.seeds))  # each cell once
+
+
+def test_method_colours_keep_the_palette_order_and_no_two_pinks_in_seven_arms():
+    import seaborn as sns
+
+    from lit_dmash.analysis.plots import method_colours
+
+    palette = sns.color_palette("colorblind", n_colors=10)
+    six = ["dr", "concat", "da", "dma", "dma_pearl", "dma_star"]
+    assert list(method_colours(six).values()) == palette[:6]  # figures of up to six arms keep their colours
+    seven = method_colours([*six, "dmash"])
+    assert seven["dmash"] == palette[9] and palette[6] not in seven.values()  # light pink beside pink: moved last
+    assert len(set(method_colours([f"m{i}" for i in range(10)]).values())) == 10
