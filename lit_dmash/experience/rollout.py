@@ -162,10 +162,6 @@ class EnvGroup:
         rows = {key: self.split_rows(value) for key, value in out.items()}
         return [{key: value[index] for key, value in rows.items()} for index in range(len(self.parts))]
 
-    def close(self) -> None:
-        for part in self.parts:
-            part.close()
-
 
 class ContextWindow:
     """The last K transitions `(obs, action, next_obs)` of each sub-env, oldest first: `[S, n, K, d]`."""
