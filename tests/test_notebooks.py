@@ -41,7 +41,10 @@ def test_notebooks_are_stored_without_outputs(path):
 def test_quickstart_notebook_trains_and_evaluates(monkeypatch):
     notebook = _execute("quickstart.ipynb", monkeypatch, LIT_DMASH_NOTEBOOK_SMOKE="1")
     text = _outputs_text(notebook)
-    assert "{'train':" in text and "'eval_out':" in text
+    assert "{'dmash': {'train':" in text and "'dr': {'train':" in text and "'eval_out':" in text
+    for method in ("dmash", "dr"):  # each arm's run in its own folder, evaluated at 1, 6 and 11 updates
+        record = json.loads((REPO / "runs" / "notebook_quickstart" / method / "seed0" / "eval.json").read_text())
+        assert record["task"] == "ode" and [e["updates"] for e in record["evaluations"]][-3:] == [1, 6, 11]
 
 
 def _tiny_grid(root, returns: dict[str, list[float]]) -> None:
