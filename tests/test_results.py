@@ -313,14 +313,18 @@ def test_every_shipped_grid_is_valid(grid):
     assert cells == sorted(itertools.product(spec.tasks, spec.methods, spec.seeds))  # each cell once
 
 
-def test_method_colours_keep_the_palette_order_and_no_two_pinks_in_seven_arms():
+def test_method_colours_fix_the_paper_arms_and_give_other_methods_distinct_colours():
     import seaborn as sns
 
-    from lit_dmash.analysis.plots import method_colours
+    from lit_dmash.analysis.plots import ARM_COLOURS, method_colours
+    from lit_dmash.names import PAPER_ARMS
 
     palette = sns.color_palette("colorblind", n_colors=10)
-    six = ["dr", "concat", "da", "dma", "dma_pearl", "dma_star"]
-    assert list(method_colours(six).values()) == palette[:6]  # figures of up to six arms keep their colours
-    seven = method_colours([*six, "dmash"])
-    assert seven["dmash"] == palette[9] and palette[6] not in seven.values()  # light pink beside pink: moved last
+    assert sorted(ARM_COLOURS) == sorted(PAPER_ARMS) and len(set(ARM_COLOURS.values())) == len(PAPER_ARMS)
+    seven = method_colours(list(PAPER_ARMS))
+    assert seven["dmash"] == palette[3] and seven["dr"] == palette[7]  # vermillion and grey, as documented
+    assert method_colours(["dmash", "dmash_no_masking"])["dmash"] == seven["dmash"]  # whichever others are shown
+    assert method_colours(["concat", "dr"]) == {"concat": seven["concat"], "dr": seven["dr"]}
+    ten = method_colours([*PAPER_ARMS, "a", "b", "c"])
+    assert len(set(ten.values())) == 10 and ten["a"] == palette[9]  # others take the spare colours first
     assert len(set(method_colours([f"m{i}" for i in range(10)]).values())) == 10

@@ -34,17 +34,27 @@ def save_figure(fig: Any, path: Path) -> None:
 Colours = dict[str, Any]  # method -> matplotlib colour
 
 
-def method_colours(methods: Sequence[str]) -> Colours:
-    """One colour per method (seaborn's colour-blind palette), the same in every plot of a grid.
+ARM_COLOURS = {"dmash": 3, "dma_star": 0, "concat": 2, "dr": 7, "da": 1, "dma": 4, "dma_pearl": 5}
+"""The paper's arms' fixed places in seaborn's colour-blind palette: DMA*-SH vermillion, DR grey."""
 
-    The palette's 7th colour (light pink) is moved last: next to its 5th (pink) the two read as one
-    in a seven-arm plot, so the 7th method takes the light blue instead.
+_SPARE_COLOURS = (9, 8, 6)  # light blue, yellow, light pink: for other methods first (ablations, your own)
+
+
+def method_colours(methods: Sequence[str]) -> Colours:
+    """One colour per method (seaborn's colour-blind palette), the same in every plot of every grid.
+
+    The paper's arms keep their colours whichever others a figure holds (DMA*-SH is vermillion in a
+    two-arm ablation plot as in the seven-arm one); any other method takes a spare colour, then the
+    colour of a paper arm the figure lacks, so up to ten methods get ten colours.
     """
     import seaborn as sns
 
     palette = sns.color_palette("colorblind", n_colors=10)
-    order = [0, 1, 2, 3, 4, 5, 9, 7, 8, 6]
-    return {method: palette[order[i % len(order)]] for i, method in enumerate(methods)}
+    fixed = {method: ARM_COLOURS[method] for method in methods if method in ARM_COLOURS}
+    spare = [*_SPARE_COLOURS, *(index for index in ARM_COLOURS.values() if index not in fixed.values())]
+    others = [method for method in dict.fromkeys(methods) if method not in fixed]
+    index = fixed | {method: spare[i % len(spare)] for i, method in enumerate(others)}
+    return {method: palette[index[method]] for method in methods}
 
 
 def plot_curves(
