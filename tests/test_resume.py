@@ -351,7 +351,7 @@ def test_convert_checkpoint_needs_trust_and_produces_a_safe_file(tmp_path):
     with pytest.raises(CheckpointError, match="refused: it holds pickled Python objects"):
         load_safely(old)
     new = tmp_path / "new.ckpt"
-    cmd = ["python", "-m", "lit_dmash", "convert-checkpoint", str(old), str(new)]
+    cmd = [sys.executable, "-m", "lit_dmash", "convert-checkpoint", str(old), str(new)]
     refused = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     assert refused.returncode == 2 and "--trust" in refused.stderr and not new.exists()
     done = subprocess.run([*cmd, "--trust"], cwd=REPO, capture_output=True, text=True)
@@ -372,7 +372,7 @@ def test_a_converted_checkpoint_resumes_exactly(tmp_path):
     torch.save(checkpoint, old)
     with pytest.raises(CheckpointError, match="holds pickled Python objects"):
         fit(tiny_module("dmash", total_steps=8), tmp_path / "refused", ckpt_path=old)
-    convert = ["python", "-m", "lit_dmash", "convert-checkpoint", str(old), str(new), "--trust"]
+    convert = [sys.executable, "-m", "lit_dmash", "convert-checkpoint", str(old), str(new), "--trust"]
     assert subprocess.run(convert, cwd=REPO, capture_output=True).returncode == 0
     _, resumed = fit(tiny_module("dmash", total_steps=8), tmp_path / "resumed", ckpt_path=new)
     assert min(resumed.metrics) == 5 and all(resumed.metrics[u] == straight.metrics[u] for u in resumed.metrics)
