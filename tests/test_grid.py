@@ -18,7 +18,7 @@ import yaml
 from conftest import REPO, TINY_ARGS
 
 from lit_dmash.errors import ConfigError
-from lit_dmash.experiments import grid, grid_cli
+from lit_dmash.experiments import grid, grid_cli, launchers
 from lit_dmash.experiments.grid import GridSpec, Job, seed_dirs
 from lit_dmash.experiments.launchers import Progress
 
@@ -316,6 +316,23 @@ def test_finished_seeds_are_skipped_and_resume_needs_a_checkpoint(tmp_path):
     second = _checkpoint(job.root, 1)  # its own attempt was interrupted in turn
     os.utime(second, (time.time() + 5, time.time() + 5))
     assert "--ckpt_path=last" in extended.command()
+
+
+def test_dry_run_says_where_a_job_to_resume_was_last_evaluated(tmp_path, capsys):
+    from conftest import write_fake_eval
+
+    spec = GridSpec.load(_grid_file(tmp_path))  # di x (dr, dmash) x seeds 0, 1
+    dmash = next(job for job in spec.jobs() if job.method == "dmash")
+    _checkpoint(dmash.root, 0)  # interrupted after seed 0 evaluated at 1 and 5,001, seed 1 at 1
+    write_fake_eval(dmash.seed_dir(0), [{"updates": 1}, {"updates": 5001}], method="dmash", seed=0)
+    write_fake_eval(dmash.seed_dir(1), [{"updates": 1}], method="dmash", seed=1)
+    (dmash.root.parent / "dr" / "seed0").mkdir(parents=True)  # never evaluated, no checkpoint: pending
+    assert dmash.evaluated_updates() == {0: 5001, 1: 1}
+    assert launchers.dry_run(spec) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("[pending] ") and "--model.method=dr" in lines[1]
+    assert lines[2].startswith("[resume] ") and lines[2].endswith("--ckpt_path=last")
+    assert lines[3:] == ["    last evaluation: seed0 5,001, seed1 1"]
 
 
 def test_checkpoint_rule_mirrors_the_fit(tmp_path):

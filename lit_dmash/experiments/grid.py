@@ -159,6 +159,21 @@ class Job:
     def finished(self) -> bool:
         return not self.pending_seeds
 
+    def evaluated_updates(self) -> dict[int, int]:
+        """Each seed's last evaluation (in updates) from its `eval.json`; seeds without one are left out.
+
+        Where an unfinished job stands, read without torch or the checkpoint (`--dry-run`): a run
+        resumes from its `last.ckpt`, which is at or past its last evaluation.
+        """
+        reached = {}
+        for seed in self.seeds:
+            try:
+                evaluations = json.loads((self.seed_dir(seed) / "eval.json").read_text())["evaluations"]
+                reached[seed] = int(evaluations[-1]["updates"])
+            except (OSError, ValueError, KeyError, IndexError, TypeError):
+                continue  # not evaluated yet, or being written by another tool: nothing to report
+        return reached
+
     def fit_arguments(self) -> list[str]:
         """What makes this job's runs what they are: config, method, the grid's args, the adapter.
 

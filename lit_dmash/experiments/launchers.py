@@ -243,7 +243,8 @@ def _aggregate(spec: GridSpec) -> bool:
 
 
 def dry_run(spec: GridSpec) -> int:
-    """Print every job's state and exact command (and the slurm settings); start and submit nothing."""
+    """Print every job's state and exact command (a job to resume: its seeds' last evaluation; slurm: the
+    settings); start and submit nothing."""
     jobs = spec.jobs()
     pending = [job for job in jobs if not job.finished]
     print(
@@ -255,6 +256,9 @@ def dry_run(spec: GridSpec) -> int:
     for job in jobs:
         state = "finished" if job.finished else "resume" if job.resumable_checkpoint() else "pending"
         print(f"[{state}] {shlex.join(job.command())}")
+        reached = job.evaluated_updates() if state == "resume" else {}
+        if reached:
+            print("    last evaluation: " + ", ".join(f"seed{seed} {updates:,}" for seed, updates in reached.items()))
     problems = spec.problems()
     for problem in problems[:5]:
         print(f"warning: {problem}", file=sys.stderr)
