@@ -6,7 +6,8 @@
 Copies `<grid>/<task>/<method>/seed<k>/eval.json` (never checkpoints or event files) to `--out`,
 keeping a committed run that got further than the grid's (a fresh machine's grid restarts at 0), and
 writes there:
-- `status.json`: per run the updates reached of the budget, and the commits that ran it;
+- `status.json`: per run the updates reached of the budget, and the commits that ran it (`commit`: the
+  last; `commits`: each evaluation's, in order);
 - the aggregate (`python -m lit_dmash aggregate` on the runs cut at the last evaluation that every
   run of a task has reached, so arms are compared at the same number of updates; with
   `--min-updates N` the arms with a run short of N updates are left out of it, so a grid in
@@ -44,6 +45,14 @@ def last_update(record: dict) -> int:
     return evaluations[-1]["updates"] if evaluations else 0
 
 
+def evaluation_commits(record: dict) -> list[str | None]:
+    """The commits that ran a record's evaluations, in order (a run resumed at a later commit has
+    several); None for evaluations written before they named their commit. Where no evaluation names
+    one, the record's own commit (its last writer's)."""
+    commits = list(dict.fromkeys(entry.get("commit") for entry in record["evaluations"]))
+    return [record.get("commit")] if commits in ([], [None]) else commits
+
+
 def copy_evaluations(grid: Path, out: Path) -> dict:
     """Copy every seed's eval.json; returns the status per run, the committed one's status kept where
     the grid has no run or a run that got less far.
@@ -71,6 +80,7 @@ def copy_evaluations(grid: Path, out: Path) -> dict:
             "budget": task_spec(task).updates + 1,
             "finished": (path.parent / "done.json").exists(),
             "commit": record.get("commit"),
+            "commits": evaluation_commits(record),
         }
     return status
 

@@ -11,6 +11,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from callbacks import tensorboard
 from callbacks.periodic import EveryNUpdates
 from lit_dmash.errors import ConfigError, check_int
+from lit_dmash.io import repo_commit
 from lit_dmash.records import split_entry, write_record
 
 
@@ -22,9 +23,9 @@ class ZeroShotEvaluation(EveryNUpdates):
     no context given. Split AER = mean over contexts of the per-context mean return. Logs
     `eval/<split>/return` (the AER; with several seeds, their mean, and per seed
     `eval/seed<k>/<split>/return`) against env frames, and writes each seed's history to
-    `<default_root_dir>/seed<k>/eval.json` (per-context returns included). In TensorBoard also a
-    custom-scalars layout, a figure of the per-context returns, and at the end HParams with the
-    final AERs. Runs on global rank 0 only.
+    `<default_root_dir>/seed<k>/eval.json` (per-context returns included, and the commit that ran
+    each evaluation). In TensorBoard also a custom-scalars layout, a figure of the per-context
+    returns, and at the end HParams with the final AERs. Runs on global rank 0 only.
 
     Args:
         every_n_updates: Updates between evaluations (the authors: 5,000; 0: only at the end).
@@ -41,9 +42,11 @@ class ZeroShotEvaluation(EveryNUpdates):
         self.episodes, self.splits = episodes, splits
         self.history: dict[int, list[dict]] = {}
         self._root: Path | None = None
+        self._commit: str | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._root = Path(trainer.default_root_dir)
+        self._commit = repo_commit()  # per evaluation: a run resumed at a later commit spans several
         known = pl_module.split_names
         for split in self.splits or []:
             if split not in known:
@@ -85,7 +88,8 @@ class ZeroShotEvaluation(EveryNUpdates):
         metrics: dict[str, float] = {}
         for i, seed in enumerate(pl_module.seeds):
             splits = {split: split_entry(r["returns"][i], r["contexts"][i]) for split, r in results.items()}
-            entry = {"updates": pl_module.updates, "env_frames": pl_module.env_frames, "splits": splits}
+            entry = {"updates": pl_module.updates, "env_frames": pl_module.env_frames, "commit": self._commit}
+            entry["splits"] = splits
             self.history.setdefault(seed, []).append(entry)
             if len(pl_module.seeds) > 1:
                 metrics.update({f"eval/seed{seed}/{s}/return": v["aer"] for s, v in splits.items()})

@@ -265,6 +265,15 @@ def test_paper_budget_keeps_a_committed_run_that_got_further_than_a_fresh_grid(t
     assert status["compared_at_updates"] == {"di": 5001}
 
 
+def test_status_lists_the_commits_that_ran_each_evaluation_in_order():
+    evaluation_commits = load_script("paper_budget").evaluation_commits
+    resumed = {"commit": "c3", "evaluations": [{"commit": "c1"}, {"commit": "c1"}, {"commit": "c3"}]}
+    assert evaluation_commits(resumed) == ["c1", "c3"]  # run to its second evaluation at c1, resumed at c3
+    older = {"commit": "c2", "evaluations": [{"updates": 1}, {"updates": 5001}]}  # entries without a commit
+    assert evaluation_commits(older) == ["c2"]
+    assert evaluation_commits({"commit": "c3", "evaluations": [{}, {"commit": "c3"}]}) == [None, "c3"]
+
+
 def test_per_context_lines_break_across_the_training_range_not_within_a_side():
     """eval_out contexts of di lie below and above the training masses [0.5, 1.5]: the line has a gap
     there; training contexts inside the range stay one line."""

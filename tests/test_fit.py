@@ -13,6 +13,7 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from callbacks import ZeroShotEvaluation
 from lit_dmash.cli import main
 from lit_dmash.envs import task_names
+from lit_dmash.io import repo_commit
 from lit_dmash.methods import METHODS
 
 pytestmark = pytest.mark.integration  # end to end through the CLI and the Trainer
@@ -29,6 +30,7 @@ def test_cli_fit_writes_tensorboard_and_eval_json(tmp_path):
     assert (saved["task"], saved["method"], saved["seed"], saved["group"]) == ("di", "dmash", 0, "non-overlapping")
     evaluations = saved["evaluations"]
     assert [e["updates"] for e in evaluations] == [1, 9, 11]  # after t = 0, t = 8 and at the end (t = 10)
+    assert {e["commit"] for e in evaluations} == {saved["commit"]} == {repo_commit()}  # one process, one commit
     for entry in evaluations:
         assert set(entry["splits"]) == {"train", "eval_in", "eval_out"}
         for split in entry["splits"].values():
