@@ -88,8 +88,12 @@ class ZeroShotEvaluation(EveryNUpdates):
         metrics: dict[str, float] = {}
         for i, seed in enumerate(pl_module.seeds):
             splits = {split: split_entry(r["returns"][i], r["contexts"][i]) for split, r in results.items()}
-            entry = {"updates": pl_module.updates, "env_frames": pl_module.env_frames, "commit": self._commit}
-            entry["splits"] = splits
+            entry = {
+                "updates": pl_module.updates,
+                "env_frames": pl_module.env_frames,
+                "commit": self._commit,
+                "splits": splits,
+            }
             self.history.setdefault(seed, []).append(entry)
             if len(pl_module.seeds) > 1:
                 metrics.update({f"eval/seed{seed}/{s}/return": v["aer"] for s, v in splits.items()})

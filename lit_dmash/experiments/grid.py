@@ -171,7 +171,7 @@ class Job:
                 evaluations = json.loads((self.seed_dir(seed) / "eval.json").read_text())["evaluations"]
                 reached[seed] = int(evaluations[-1]["updates"])
             except (OSError, ValueError, KeyError, IndexError, TypeError):
-                continue  # not evaluated yet, or being written by another tool: nothing to report
+                continue  # not evaluated yet (or not a file a fit wrote): nothing to report
         return reached
 
     def fit_arguments(self) -> list[str]:
